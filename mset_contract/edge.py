@@ -46,6 +46,10 @@ def _field_name(loc: Sequence[int | str]) -> str:
 
 def _reason(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "invalid"))
+    if err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",):
+        return "the request body is empty: send a JSON document"
+    if err.get("type") == "json_invalid":
+        return f"the body is not valid JSON ({err.get('ctx', {}).get('error', msg)})"
     if msg.startswith("Value error, "):
         msg = msg.removeprefix("Value error, ")
     if err.get("type") == "missing":
@@ -134,6 +138,31 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class RequireJson:
+    """ASGI middleware: a request that carries a body must say it is JSON.
+
+    Without this a form or text body reaches the model as a string and the partner is told
+    something obscure about dictionaries; here they are told the content type is wrong.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
+            headers = dict(scope.get("headers") or [])
+            ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+            if ctype and ctype.lower() != "application/json":
+                resp = error_response(
+                    422,
+                    f"the request content type is {ctype!r}; send application/json",
+                    [FieldError(field="header.content-type", reason="must be application/json")],
+                )
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def read_credential(request: Request) -> str | None:

@@ -1,0 +1,223 @@
+"""Referral intake API for partner systems. HTTP only: the work is in intake.py/identity.py."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Annotated
+
+import uvicorn
+from fastapi import Body, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from mset_contract.auth import IntrospectRequest, IntrospectResult, Principal
+from mset_contract.catalogue import IndicatorCatalogue, load_catalogue
+from mset_contract.edge import (
+    BodyLimit,
+    ErrorBody,
+    FieldError,
+    RequireJson,
+    error_response,
+    install_error_handlers,
+    principal_dependency,
+)
+from mset_contract.referral import (
+    ReferralAccepted,
+    ReferralCreate,
+    ReferralPublic,
+    referral_example,
+)
+from mset_contract.referral_workflow import REFERRAL_WORKFLOW, StartReferralInput
+from mset_contract.temporal import SA_LOCAL_AUTHORITY, SA_STAGE, WORKFLOWS_TASK_QUEUE
+from mset_contract.vocab import Stage
+from services.referral.domain import (
+    IdempotencyKeyReused,
+    NotAPartnerSystem,
+    ReferralNotFound,
+    WorkflowUnavailable,
+)
+from services.referral.identity import Identity
+from services.referral.intake import Intake
+from services.referral.migrate import upgrade
+from services.referral.settings import ReferralSettings
+from services.referral.store import Store, make_engine
+
+log = logging.getLogger("mset.referral")
+
+# Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
+current_principal = principal_dependency(lambda request: request.app.state.resolve)
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+class TemporalStarter:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def start_referral(self, workflow_id: str, inp: StartReferralInput) -> None:
+        try:
+            await self.client.start_workflow(
+                REFERRAL_WORKFLOW,
+                inp,
+                id=workflow_id,
+                task_queue=WORKFLOWS_TASK_QUEUE,
+                # A retried start (same referral) joins the running workflow, never a second.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_STAGE, Stage.submitted.value),
+                        SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority),
+                    ]
+                ),
+                rpc_timeout=timedelta(seconds=10),
+            )
+        except WorkflowAlreadyStartedError:
+            return  # it ran before and finished: that workflow is this referral's
+
+
+def create_app(settings: ReferralSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        if settings.auto_migrate:
+            await run_in_threadpool(upgrade, engine)
+        store = Store(engine)
+        # Lazy: the API starts (and answers /healthz) while Temporal is still coming up.
+        client = await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            lazy=True,
+        )
+        app.state.store = store
+        app.state.identity = Identity(store)
+        app.state.intake = Intake(store, TemporalStarter(client))
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="MSET Flow — referral intake",
+        version="1",
+        description="Partner systems submit the MSET Risk Assessment Tool and follow its "
+        "progress. Authenticate with your agency's API key in the `X-API-Key` header.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequireJson)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    _install_domain_errors(app)
+
+    async def resolve(credential: str) -> Principal | None:
+        return await run_in_threadpool(app.state.identity.resolve, credential)
+
+    app.state.resolve = resolve
+    errors = {401: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, str]:
+        def ping() -> None:
+            with request.app.state.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        await run_in_threadpool(ping)
+        return {"status": "ok"}
+
+    @app.post(
+        "/v1/referrals",
+        status_code=202,
+        response_model=ReferralAccepted,
+        responses={**errors, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        tags=["referrals"],
+    )
+    async def submit_referral(
+        request: Request,
+        caller: Caller,
+        tool: Annotated[
+            ReferralCreate, Body(openapi_examples={"medium risk": {"value": referral_example()}})
+        ],
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+        ] = None,
+    ) -> ReferralAccepted:
+        """Submit a completed Risk Assessment Tool. Retries are safe: the same
+        Idempotency-Key, or the same partner_reference, returns the first answer."""
+        return await request.app.state.intake.submit(caller, tool, idempotency_key)
+
+    @app.get(
+        "/v1/referrals/{referral_id}",
+        response_model=ReferralPublic,
+        responses={**errors, 404: {"model": ErrorBody}},
+        tags=["referrals"],
+    )
+    async def get_referral(
+        request: Request, caller: Caller, referral_id: uuid.UUID
+    ) -> ReferralPublic:
+        """The referral's stage and key dates."""
+        return await run_in_threadpool(request.app.state.intake.get, caller, referral_id)
+
+    @app.get("/v1/catalogue", response_model=IndicatorCatalogue, tags=["referrals"])
+    async def catalogue() -> IndicatorCatalogue:
+        """The indicator catalogue: the codes a Risk Assessment Tool may use."""
+        return load_catalogue()
+
+    @app.post("/v1/auth/introspect", response_model=IntrospectResult, tags=["auth"])
+    async def introspect(
+        request: Request,
+        body: Annotated[
+            IntrospectRequest,
+            Body(openapi_examples={"token": {"value": {"credential": "msetu_..."}}}),
+        ],
+    ) -> IntrospectResult:
+        """Who a credential belongs to (used by the other MSET services)."""
+        principal = await resolve(body.credential)
+        return IntrospectResult(active=principal is not None, principal=principal)
+
+    return app
+
+
+def _install_domain_errors(app: FastAPI) -> None:
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(404, str(exc))
+
+    async def key_reused(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(
+            422, str(exc), [FieldError(field="header.idempotency-key", reason=str(exc))]
+        )
+
+    async def not_partner(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(403, str(exc))
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("workflow start failed", exc_info=exc.__cause__ or exc)
+        resp = error_response(503, str(exc))
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    app.add_exception_handler(ReferralNotFound, not_found)
+    app.add_exception_handler(IdempotencyKeyReused, key_reused)
+    app.add_exception_handler(NotAPartnerSystem, not_partner)
+    app.add_exception_handler(WorkflowUnavailable, unavailable)
+
+
+def main() -> None:
+    settings = ReferralSettings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
