@@ -187,7 +187,9 @@ class Stack:
                 # in order, instead of every child dying at once mid-write.
                 start_new_session=True,
             )
-            threading.Thread(target=self._pump, args=(part, COLOURS[i % len(COLOURS)]), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(part, COLOURS[i % len(COLOURS)]), daemon=True
+            ).start()
             if part.name == "broker" or part.name == "temporal":
                 self._wait(part)
         for part in self.parts:
@@ -246,28 +248,30 @@ def demo_credentials(s: StackSettings) -> dict[str, str]:
     identity.create_agency(DEMO_PARTNERSHIP, AgencyType.local_authority)
     coordinator = identity.create_user(DEMO_COORDINATOR, Role.coordinator, DEMO_PARTNERSHIP)
     engine.dispose()
-    creds = {"agency": DEMO_AGENCY, "api_key": agency.secret, "coordinator_token": coordinator.secret}
+    creds = {
+        "agency": DEMO_AGENCY,
+        "api_key": agency.secret,
+        "coordinator_token": coordinator.secret,
+    }
     path.write_text(json.dumps(creds, indent=2))
     path.chmod(0o600)
     return creds
 
 
-def banner(s: StackSettings, creds: dict[str, str] | None) -> str:
+def banner(s: StackSettings, parts: list[Part], creds: dict[str, str] | None) -> str:
     h = s.host
+    apis = [p for p in parts if p.name.endswith("-api")]
     lines = [
         "",
         "MSET Flow is running.",
-        f"  Referral API   http://{h}:{s.referral_port}/docs",
-        f"  Triage API     http://{h}:{s.triage_port}/docs",
-        f"  Meeting API    http://{h}:{s.meeting_port}/docs",
-        f"  Notifications  http://{h}:{s.notifications_port}/docs",
-        f"  Temporal UI    http://{h}:{s.temporal_ui_port}   (gRPC {h}:{s.temporal_port})",
-        f"  Kafka broker   {h}:{s.broker_port}",
-        f"  Data           {s.data_dir.resolve()}",
+        *(f"  {p.name:<22} {p.health.removesuffix('/healthz')}/docs" for p in apis if p.health),
+        f"  {'Temporal UI':<22} http://{h}:{s.temporal_ui_port}   (gRPC {h}:{s.temporal_port})",
+        f"  {'Kafka broker':<22} {h}:{s.broker_port}",
+        f"  {'Data':<22} {s.data_dir.resolve()}",
     ]
     if creds:
         lines += [
-            f"  Demo agency    {creds['agency']}",
+            f"  Demo agency {creds['agency']!r}",
             f"    X-API-Key: {creds['api_key']}",
             "  Demo coordinator",
             f"    Authorization: Bearer {creds['coordinator_token']}",
@@ -287,11 +291,11 @@ def main() -> int:
     try:
         creds = demo_credentials(settings) if settings.demo_credentials else None
         stack.start()
-        stack.say(banner(settings, creds))
+        stack.say(banner(settings, stack.parts, creds))
         while not stop.wait(0.5):
             dead = stack.failed_part()
-            if dead is not None:
-                stack.say(f"{dead.name} stopped unexpectedly (code {dead.proc.returncode}); stopping")  # type: ignore[union-attr]
+            if dead is not None and dead.proc is not None:
+                stack.say(f"{dead.name} stopped unexpectedly (code {dead.proc.returncode})")
                 code = 1
                 break
     except (RuntimeError, SystemExit) as exc:

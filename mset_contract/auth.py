@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from mset_contract.vocab import AgencyType, Role
 
 API_KEY_PREFIX = "msetk_"
-USER_TOKEN_PREFIX = "msetu_"
+USER_TOKEN_PREFIX = "msetu_"  # noqa: S105 - a prefix, not a secret
 
 
 class Principal(BaseModel):

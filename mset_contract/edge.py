@@ -60,10 +60,19 @@ def _reason(err: dict[str, Any]) -> str:
 
 
 def field_errors(errors: Sequence[Any]) -> list[FieldError]:
-    return [FieldError(field=_field_name(e["loc"]), reason=_reason(e)) for e in errors]
+    return [
+        FieldError(
+            # A JSON syntax error's location is a character offset, not a field.
+            field="body" if e.get("type") == "json_invalid" else _field_name(e["loc"]),
+            reason=_reason(e),
+        )
+        for e in errors
+    ]
 
 
-def error_response(status: int, detail: str, errors: list[FieldError] | None = None) -> JSONResponse:
+def error_response(
+    status: int, detail: str, errors: list[FieldError] | None = None
+) -> JSONResponse:
     return JSONResponse(
         ErrorBody(detail=detail, errors=errors or []).model_dump(), status_code=status
     )
@@ -112,20 +121,26 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         seen = 0
+        answered = False
+
+        async def guarded_send(message: Message) -> None:
+            if not answered:  # once we have refused the body, the app's own answer is dropped
+                await send(message)
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > self.max_bytes and not answered:
+                    # The app may swallow an exception raised here (FastAPI turns it into a
+                    # 400), so answer now and tell the app the client has gone.
+                    await self._too_large(scope, receive, send)
+                    answered = True
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._too_large(scope, receive, send)
+        await self.app(scope, counted, guarded_send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         resp = error_response(
@@ -134,10 +149,6 @@ class BodyLimit:
             [FieldError(field="body", reason=f"larger than {self.max_bytes} bytes")],
         )
         await resp(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class RequireJson:

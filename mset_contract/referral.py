@@ -34,7 +34,7 @@ from mset_contract.vocab import (
     Stage,
 )
 
-TOOL_VERSION = "1"
+TOOL_VERSION: Literal["1"] = "1"
 ADULT_AGE = 18
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Body, Depends, FastAPI, Header, Request
@@ -125,7 +125,10 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         return await run_in_threadpool(app.state.identity.resolve, credential)
 
     app.state.resolve = resolve
-    errors = {401: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+    errors: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+    }
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, str]:

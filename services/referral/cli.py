@@ -35,7 +35,11 @@ def _identity() -> Identity:
 
 def _emit(issued: Issued, kind: str, secret_name: str, as_json: bool, **extra: str) -> None:
     if as_json:
-        typer.echo(json.dumps({"id": str(issued.id), "name": issued.name, secret_name: issued.secret, **extra}))
+        typer.echo(
+            json.dumps(
+                {"id": str(issued.id), "name": issued.name, secret_name: issued.secret, **extra}
+            )
+        )
     else:
         typer.echo(f"{kind} {issued.name!r} ({issued.id})")
         for k, v in extra.items():

@@ -152,8 +152,10 @@ class Intake:
         """The referral's status for a caller allowed to see it; records the disclosure."""
         with self.store.session() as s:
             row = s.get(Referral, referral_id)
-            if row is None or not row.workflow_started or not may_read_referral(
-                principal, row.agency_id
+            if (
+                row is None
+                or not row.workflow_started
+                or not may_read_referral(principal, row.agency_id)
             ):
                 raise ReferralNotFound(f"no referral {referral_id} that you may see")
             s.add(

@@ -166,9 +166,7 @@ class Store:
     def agency_by_name(self, s: Session, name: str) -> Agency | None:
         return s.scalar(select(Agency).where(Agency.name == name))
 
-    def principal_rows(
-        self, s: Session, credential_hash: str
-    ) -> tuple[Agency, User | None] | None:
+    def principal_rows(self, s: Session, credential_hash: str) -> tuple[Agency, User | None] | None:
         row = s.execute(
             select(Agency)
             .join(ApiKey, ApiKey.agency_id == Agency.id)
@@ -201,7 +199,5 @@ class Store:
         self, s: Session, agency_id: uuid.UUID, key: str
     ) -> Referral | None:
         return s.scalar(
-            select(Referral).where(
-                Referral.agency_id == agency_id, Referral.idempotency_key == key
-            )
+            select(Referral).where(Referral.agency_id == agency_id, Referral.idempotency_key == key)
         )

@@ -1,0 +1,290 @@
+"""Referral intake over HTTP against the real Temporal dev server, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import WorkflowExecutionStatus
+
+from mset_contract.referral import referral_example
+from mset_contract.types import today_uk
+from mset_contract.vocab import AgencyType, Role
+from services.referral.store import Referral
+from tests.integration.conftest import Intake
+
+
+def tool(**overrides: Any) -> dict[str, Any]:
+    """The documented example with a fresh partner reference and its own local authority,
+    so each test can count its own workflows."""
+    t = referral_example()
+    t["partner_reference"] = f"REF-{uuid.uuid4().hex[:10]}"
+    t["child"]["local_authority"] = f"la-{uuid.uuid4().hex[:8]}"
+    for path, value in overrides.items():
+        target = t
+        keys = path.split("__")
+        for k in keys[:-1]:
+            target = target[int(k)] if isinstance(target, list) else target[k]
+        target[keys[-1]] = value
+    return t
+
+
+async def workflows_in(intake: Intake, local_authority: str) -> list[str]:
+    # Visibility is eventually consistent: wait briefly for it to catch up.
+    ids: list[str] = []
+    for _ in range(30):
+        ids = [
+            w.id
+            async for w in intake.client.list_workflows(f"MsetLocalAuthority='{local_authority}'")
+        ]
+        if ids:
+            break
+        await asyncio.sleep(0.2)
+    return ids
+
+
+async def assert_no_workflow_started(intake: Intake, key: str, local_authority: str) -> None:
+    """Proves a negative without waiting out a timeout: a valid sentinel referral in the same
+    authority is submitted after the refused one; once it is visible it must be alone."""
+    async with intake.http(key) as http:
+        sentinel = await http.post(
+            "/v1/referrals", json=tool(child__local_authority=local_authority)
+        )
+    assert sentinel.status_code == 202
+    assert await workflows_in(intake, local_authority) == [sentinel.json()["workflow_id"]]
+
+
+def referral_rows(intake: Intake) -> int:
+    with intake.store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Referral)) or 0)
+
+
+async def test_submission_is_accepted_and_its_workflow_runs(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    body = tool()
+    async with intake.http(key) as http:
+        resp = await http.post("/v1/referrals", json=body)
+        assert resp.status_code == 202, resp.text
+        accepted = resp.json()
+        assert accepted["stage"] == "submitted" and accepted["duplicate"] is False
+
+        handle = intake.client.get_workflow_handle(accepted["workflow_id"])
+        desc = await handle.describe()
+        assert desc.status == WorkflowExecutionStatus.RUNNING
+        state = await handle.query("state")
+        assert state["referral_id"] == accepted["referral_id"]
+        assert state["stage"] == "submitted"
+
+        got = await http.get(f"/v1/referrals/{accepted['referral_id']}")
+        assert got.status_code == 200
+        assert got.json()["stage"] == "submitted"
+        assert got.json()["partner_reference"] == body["partner_reference"]
+        assert got.json()["referrer_level"] == "medium"
+    assert await workflows_in(intake, body["child"]["local_authority"]) == [accepted["workflow_id"]]
+
+
+async def test_retries_return_the_first_answer_and_start_no_second_workflow(
+    intake: Intake,
+) -> None:
+    key = intake.new_agency("Northshire CSC")
+    body = tool()
+    async with intake.http(key) as http:
+        first = await http.post("/v1/referrals", json=body, headers={"Idempotency-Key": "k-1"})
+        again_same_key = await http.post(
+            "/v1/referrals", json=body, headers={"Idempotency-Key": "k-1"}
+        )
+        again_same_ref = await http.post("/v1/referrals", json=body)
+    assert first.status_code == again_same_key.status_code == again_same_ref.status_code == 202
+    ids = {r.json()["referral_id"] for r in (first, again_same_key, again_same_ref)}
+    assert len(ids) == 1
+    assert again_same_key.json()["duplicate"] and again_same_ref.json()["duplicate"]
+    assert referral_rows(intake) == 1
+    assert len(await workflows_in(intake, body["child"]["local_authority"])) == 1
+
+
+async def test_concurrent_identical_submissions_make_one_referral(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    body = tool()
+    async with intake.http(key) as http:
+        answers = await asyncio.gather(*(http.post("/v1/referrals", json=body) for _ in range(8)))
+    assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+    assert len({a.json()["referral_id"] for a in answers}) == 1
+    assert referral_rows(intake) == 1
+    assert len(await workflows_in(intake, body["child"]["local_authority"])) == 1
+
+
+async def test_idempotency_key_reused_for_another_submission_is_refused(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    async with intake.http(key) as http:
+        ok = await http.post("/v1/referrals", json=tool(), headers={"Idempotency-Key": "dup"})
+        clash = await http.post("/v1/referrals", json=tool(), headers={"Idempotency-Key": "dup"})
+    assert ok.status_code == 202
+    assert clash.status_code == 422
+    assert clash.json()["errors"][0]["field"] == "header.idempotency-key"
+    assert referral_rows(intake) == 1
+
+
+async def test_another_agency_gets_404_and_no_key_gets_401(intake: Intake) -> None:
+    mine = intake.new_agency("Northshire CSC")
+    theirs = intake.new_agency("Northshire Police")
+    async with intake.http(mine) as http:
+        rid = (await http.post("/v1/referrals", json=tool())).json()["referral_id"]
+    async with intake.http(theirs) as http:
+        assert (await http.get(f"/v1/referrals/{rid}")).status_code == 404
+        # An id that does not exist answers exactly the same: existence does not leak.
+        unknown = await http.get(f"/v1/referrals/{uuid.uuid4()}")
+        assert unknown.status_code == 404
+    async with intake.http() as http:
+        assert (await http.get(f"/v1/referrals/{rid}")).status_code == 401
+        assert (await http.post("/v1/referrals", json=tool())).status_code == 401
+    async with intake.http("msetk_not-a-real-key") as http:
+        assert (await http.get(f"/v1/referrals/{rid}")).status_code == 401
+
+
+async def test_staff_roles_see_what_their_role_allows(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    intake.new_agency("MSET Partnership")
+    coordinator = intake.new_user("Sam", Role.coordinator, "MSET Partnership")
+    analyst = intake.new_user("Ana", Role.analyst, "MSET Partnership")
+    async with intake.http(key) as http:
+        rid = (await http.post("/v1/referrals", json=tool())).json()["referral_id"]
+    async with intake.http(coordinator) as http:
+        assert (await http.get(f"/v1/referrals/{rid}")).status_code == 200
+        # Staff do not submit tools: partner systems do, with their agency key.
+        assert (await http.post("/v1/referrals", json=tool())).status_code == 403
+    async with intake.http(analyst) as http:
+        assert (await http.get(f"/v1/referrals/{rid}")).status_code == 404
+
+
+def _dob(years: int, days: int = 0) -> str:
+    today = today_uk()
+    try:
+        d = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        d = date(today.year - years, 3, 1)
+    return (d + timedelta(days=days)).isoformat()
+
+
+def _without(path: str) -> dict[str, Any]:
+    t = tool()
+    target: Any = t
+    keys = path.split(".")
+    for k in keys[:-1]:
+        target = target[k]
+    del target[keys[-1]]
+    return t
+
+
+BAD_INPUTS = [
+    ("unknown indicator", tool(indicators__1__code="ZZZ-99"), "indicators.1.code"),
+    ("dob in future", tool(child__date_of_birth=_dob(-1)), "child.date_of_birth"),
+    ("eighteen today", tool(child__date_of_birth=_dob(18)), "child.date_of_birth"),
+    (
+        "missing consent answer",
+        _without("consent.young_person_aware"),
+        "consent.young_person_aware",
+    ),
+    ("no indicators", tool(indicators=[]), "indicators"),
+    ("unknown field", tool(child__name="should not be here"), "child.name"),
+    ("bad level", tool(referrer_judgement__level="severe"), "referrer_judgement.level"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    intake: Intake, case: str, body: dict[str, Any], field: str
+) -> None:
+    key = intake.new_agency("Northshire CSC")
+    body = copy.deepcopy(body)  # the table is shared by both databases' runs
+    body["child"]["local_authority"] = f"la-{uuid.uuid4().hex[:8]}"
+    async with intake.http(key) as http:
+        resp = await http.post("/v1/referrals", json=body)
+    assert resp.status_code == 422, resp.text
+    fields = [e["field"] for e in resp.json()["errors"]]
+    assert field in fields
+    assert all(e["reason"] for e in resp.json()["errors"])
+    assert referral_rows(intake) == 0
+    await assert_no_workflow_started(intake, key, body["child"]["local_authority"])
+
+
+async def test_every_wrong_field_is_named_at_once(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    body = tool(child__date_of_birth=_dob(-2), indicators__0__code="NOPE")
+    del body["consent"]["lawful_basis"]
+    async with intake.http(key) as http:
+        resp = await http.post("/v1/referrals", json=body)
+    assert resp.status_code == 422
+    assert {e["field"] for e in resp.json()["errors"]} >= {
+        "child.date_of_birth",
+        "indicators.0.code",
+        "consent.lawful_basis",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "field"),
+    [
+        (b"", {"Content-Type": "application/json"}, "body"),
+        (
+            b"partner_reference=x",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            "header.content-type",
+        ),
+        (b"{not json", {"Content-Type": "application/json"}, "body"),
+        (b'{"a": "' + b"x" * 300_000 + b'"}', {"Content-Type": "application/json"}, "body"),
+    ],
+    ids=["empty body", "wrong content type", "malformed json", "over the size limit"],
+)
+async def test_malformed_requests_get_422(
+    intake: Intake, content: bytes, headers: dict[str, str], field: str
+) -> None:
+    key = intake.new_agency("Northshire CSC")
+    async with intake.http(key) as http:
+        resp = await http.post("/v1/referrals", content=content, headers=headers)
+    assert resp.status_code == 422, resp.text
+    assert field in [e["field"] for e in resp.json()["errors"]]
+    assert referral_rows(intake) == 0
+
+
+async def test_the_documented_example_is_a_valid_submission(intake: Intake) -> None:
+    key = intake.new_agency("Northshire CSC")
+    async with intake.http(key) as http:
+        spec = (await http.get("/openapi.json")).json()
+        body = spec["paths"]["/v1/referrals"]["post"]["requestBody"]["content"]["application/json"][
+            "examples"
+        ]
+        example = next(iter(body.values()))["value"]
+        resp = await http.post("/v1/referrals", json=example)
+    assert resp.status_code == 202, resp.text
+
+
+async def test_when_temporal_is_unreachable_nothing_is_accepted_or_left_behind(
+    database_url: str,
+) -> None:
+    from services.referral.api import create_app
+    from services.referral.identity import Identity
+    from services.referral.migrate import upgrade
+    from services.referral.store import Store, make_engine
+    from tests.integration.conftest import referral_settings
+    from tests.support.net import free_port
+    from tests.support.servers import serve
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    store = Store(engine)
+    key = Identity(store).create_agency("Northshire CSC", AgencyType.childrens_social_care).secret
+    settings = referral_settings(database_url, f"127.0.0.1:{free_port()}")  # nothing listens
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
+            resp = await c.post("/v1/referrals", json=tool())
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"]
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Referral)) == 0
+    engine.dispose()
