@@ -270,11 +270,12 @@ class RulesetConfig(_Config):
 def _describe(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in e["loc"])
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown setting (check its spelling)"
-        parts.append(f"{where}: {msg}")
+        # Checks across settings name the setting in their message already.
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 
 
