@@ -10,7 +10,14 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mset_contract.catalogue import CURRENT_CATALOGUE_VERSION, available_versions, load_catalogue
 from mset_contract.types import (
@@ -66,7 +73,9 @@ class Child(_Strict):
 
     @field_validator("date_of_birth")
     @classmethod
-    def _a_child_born_already(cls, v: date) -> date:
+    def _a_child_born_already(cls, v: date, info: ValidationInfo) -> date:
+        if info.context and info.context.get("stored"):
+            return v  # checked when accepted; re-reading a stored tool must not re-judge age
         today = today_uk()
         if v > today:
             raise ValueError("date of birth is in the future")

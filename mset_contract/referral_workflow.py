@@ -64,6 +64,9 @@ class StartReferralInput(_Model):
     previous_referral_id: UUID | None = Field(
         default=None, description="A closed case this re-referral continues (its history)."
     )
+    history_limit: int | None = Field(
+        default=None, ge=100, description="Continue-as-new above this many history events."
+    )
     # Set only by continue-as-new: the state the previous run handed over.
     carried: ReferralState | None = None
 
@@ -193,6 +196,9 @@ class ReferralState(_Model):
     next_deadline: datetime | None = None
     exit: ExitRecord | None = None
     runs: int = Field(default=1, description="Runs of this workflow (continue-as-new count).")
+    events_emitted: int = Field(
+        default=0, description="Events published so far; numbers each event's id."
+    )
 
 
 class PreMsetDecisionInput(_Model):

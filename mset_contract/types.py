@@ -12,11 +12,17 @@ UK = ZoneInfo("Europe/London")
 
 # A partner system's own reference (for a referral or a child): no spaces, bounded.
 PartnerRef = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+    ),
 ]
 # Local authority code, e.g. "northshire". The region's authorities are configuration.
 LocalAuthorityCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9-]*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9-]*$"
+    ),
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 # Free text written by professionals. Kept only in the owning service's database: free text
@@ -30,6 +36,14 @@ IndicatorCode = Annotated[
 def today_uk(now: datetime | None = None) -> date:
     """Today's date in England, where every MSET partnership works."""
     return (now or datetime.now(UK)).astimezone(UK).date()
+
+
+def birthday(date_of_birth: date, years: int) -> date:
+    """The date a child turns ``years`` old (29 February birthdays fall on 1 March)."""
+    try:
+        return date_of_birth.replace(year=date_of_birth.year + years)
+    except ValueError:
+        return date(date_of_birth.year + years, 3, 1)
 
 
 def age_on(date_of_birth: date, on: date) -> int:

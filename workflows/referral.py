@@ -1,47 +1,649 @@
-"""ReferralWorkflow: the system of record for where a referral is.
+"""ReferralWorkflow: the system of record for where a case is, from submission to exit.
 
-First version (issue 2): records the referral's facts in workflow state, exposes them by
-query, and waits. The full lifecycle (triage, Pre-MSET, MSET, actions, exit) builds on this.
+submitted → triaged → awaiting Pre-MSET → (not met: advice given, closed
+                                           | more information: back to the referrer, deadline
+                                           | meets criteria → awaiting MSET → active plan) → exited
+
+Every wait is a durable timer, a signal or an update; nothing polls. *When* to wake, *who* is
+told and *how urgently* is the rules' business: after each triage the workflow sets a timer
+for the earliest check the rules asked for (``next_checks``), and at that moment asks the
+triage service again which escalation applies. Each plan action has its own timers (a
+reminder before it is due, the overdue point after it), sized by the rules' ``timers``.
 """
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 # The sandbox re-imports this module on every run; the contract models are pure pydantic
 # with no side effects at import, so they are passed through rather than re-imported.
 with workflow.unsafe.imports_passed_through():
     from mset_contract.referral_workflow import (
+        QUERY_STATE,
+        REFERRAL_TRIAGE_FACTS_ACTIVITY,
         REFERRAL_WORKFLOW,
+        SIGNAL_MISSING_EPISODE,
+        SIGNAL_REASSESSED,
+        UPDATE_ACTION_PROGRESS,
+        UPDATE_EXIT,
+        UPDATE_MSET_REVIEW,
+        UPDATE_PRE_MSET_DECISION,
+        ActionProgress,
+        ActionProgressInput,
+        ActionProgressRecorded,
+        CaseAction,
+        CaseExited,
+        DecisionRecorded,
+        ExitCaseInput,
+        ExitRecord,
+        MissingEpisodeSignal,
+        MsetReviewInput,
+        MsetReviewRecord,
+        MsetReviewRecorded,
+        PreMsetDecisionInput,
+        PreMsetDecisionRecord,
+        ReassessedSignal,
+        RecordStageInput,
+        RecordStageResult,
         ReferralState,
+        StageChange,
         StartReferralInput,
+        TriageFacts,
+        TriageFactsInput,
+        TriageSummary,
+        escalation_key,
     )
-    from mset_contract.vocab import Stage
+    from mset_contract.temporal import (
+        REFERRAL_RECORD_STAGE_ACTIVITY,
+        REFERRAL_TASK_QUEUE,
+        SA_LOCAL_AUTHORITY,
+        SA_NEXT_DEADLINE,
+        SA_RISK_LEVEL,
+        SA_STAGE,
+        TRIAGE_EVALUATE_ACTIVITY,
+        TRIAGE_TASK_QUEUE,
+    )
+    from mset_contract.triage import (
+        ActionFact,
+        Escalation,
+        EscalationKind,
+        MissingEpisodeFact,
+        TriageInput,
+        TriageResult,
+    )
+    from mset_contract.vocab import ExitReason, PreMsetOutcome, RiskLevel, Stage
+    from workflows.publishing import EventOutbox
+
+CLOSED = (Stage.exited, Stage.closed_advice_given)
+REVIEW_INTERVAL = timedelta(days=30)  # "cases are re-reviewed monthly" (DESIGN.md §1)
+# Above this many history events a run hands over to a fresh one (continue-as-new). A run's
+# history therefore stays below roughly this bound plus the events of one step.
+DEFAULT_HISTORY_LIMIT = 1000
+# Bounds on what the state keeps, so it (and the continue-as-new payload) stays small.
+KEEP_REVIEWS = 12
+KEEP_STAGES = 40
+KEEP_ESCALATION_KEYS = 300
+KEEP_EPISODES = 50
+KEEP_CLOSED_ACTIONS = 40
+
+RECORD_TIMEOUT = timedelta(seconds=30)
+TRIAGE_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+
+
+class Rejected(ApplicationError):
+    """A decision the case cannot take now; the update is refused before it is recorded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="Rejected", non_retryable=True)
 
 
 @workflow.defn(name=REFERRAL_WORKFLOW)
 class ReferralWorkflow:
     def __init__(self) -> None:
-        self._state: ReferralState | None = None
+        self.s: ReferralState | None = None
+        self._inp: StartReferralInput | None = None
+        self._wake = False
+        self._retriage = False
+        self._last: TriageResult | None = None
+        self._lock = asyncio.Lock()
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._outbox = EventOutbox(lambda: self.s)
+
+    # --- the run ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: StartReferralInput) -> ReferralState:
-        self._state = ReferralState(
-            referral_id=inp.referral_id,
-            agency_id=inp.agency_id,
-            local_authority=inp.local_authority,
-            stage=Stage.submitted,
-            submitted_at=inp.submitted_at,
-            referrer_level=inp.referrer_level,
+        self._inp = inp
+        if inp.carried is not None:
+            self.s = inp.carried
+            self.s.runs += 1
+        else:
+            self.s = ReferralState(
+                referral_id=inp.referral_id,
+                agency_id=inp.agency_id,
+                local_authority=inp.local_authority,
+                stage=Stage.submitted,
+                submitted_at=inp.submitted_at,
+                referrer_level=inp.referrer_level,
+                previous_referral_id=inp.previous_referral_id,
+                assessment_id=inp.referral_id,
+                last_assessed_at=inp.submitted_at,
+                stages=[StageChange(stage=Stage.submitted, at=inp.submitted_at)],
+            )
+            self._outbox.referral_submitted(self.s)
+            await self._evaluate()
+            await self._move(Stage.triaged)
+            await self._move(Stage.awaiting_pre_mset)
+        s = self.s
+        for action in s.actions:
+            if action.open:
+                self._follow(action.action_id)
+
+        while s.stage not in CLOSED:
+            if self._retriage:
+                self._retriage = False
+                await self._evaluate()
+                if s.stage == Stage.more_information_requested:
+                    await self._move(Stage.awaiting_pre_mset)
+            due = self._next_wake()
+            timeout = max(due - workflow.now(), timedelta(seconds=1)) if due else None
+            self._wake = False
+            try:
+                await workflow.wait_condition(
+                    lambda: self._wake or self._retriage or s.stage in CLOSED, timeout=timeout
+                )
+            except TimeoutError:
+                await self._timer_fired()
+            if s.stage not in CLOSED and self._should_continue_as_new():
+                await self._continue_as_new()
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._outbox.drain()
+        return s
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        limit = (self._inp.history_limit if self._inp else None) or DEFAULT_HISTORY_LIMIT
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+    async def _continue_as_new(self) -> None:
+        assert self.s is not None and self._inp is not None
+        # Let running updates finish and every event reach the broker before handing over:
+        # the new run starts from this state and must not lose or repeat anything.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._outbox.drain()
+        workflow.continue_as_new(
+            StartReferralInput(
+                referral_id=self.s.referral_id,
+                agency_id=self.s.agency_id,
+                local_authority=self.s.local_authority,
+                submitted_at=self.s.submitted_at,
+                referrer_level=self.s.referrer_level,
+                previous_referral_id=self.s.previous_referral_id,
+                history_limit=self._inp.history_limit,
+                carried=self.s,
+            )
         )
-        # Waits until the lifecycle (next issue) moves the case on; a durable wait that
-        # survives worker and server restarts, not a poll.
-        await workflow.wait_condition(lambda: self._state is not None and self._exited())
-        return self._state
 
-    def _exited(self) -> bool:
-        return self._state is not None and self._state.stage == Stage.exited
+    # --- timers -----------------------------------------------------------------------------
 
-    @workflow.query(name="state")
+    def _next_wake(self) -> datetime | None:
+        """The earliest moment anything falls due that is not an action's own timer."""
+        assert self.s is not None
+        times: list[datetime] = []
+        if self._last is not None:
+            times += [
+                c.at
+                for c in self._last.next_checks
+                if c.kind not in (EscalationKind.action_due_soon, EscalationKind.action_overdue)
+            ]
+        if self.s.stage == Stage.more_information_requested and self.s.pre_mset:
+            if self.s.pre_mset.information_due_at:
+                times.append(self.s.pre_mset.information_due_at)
+        return min(times) if times else None
+
+    async def _timer_fired(self) -> None:
+        s = self.s
+        assert s is not None
+        pre = s.pre_mset
+        if (
+            s.stage == Stage.more_information_requested
+            and pre is not None
+            and pre.information_due_at is not None
+            and workflow.now() >= pre.information_due_at
+        ):
+            # The referrer did not send more information in time: the panel considers the
+            # case again with what it has, rather than letting it drift.
+            self._outbox.information_overdue(s, pre.information_due_at)
+            await self._move(Stage.awaiting_pre_mset)
+        await self._evaluate()
+
+    def _follow(self, action_id: str) -> None:
+        if action_id not in self._followers:
+            self._followers[action_id] = asyncio.create_task(self._follow_action(action_id))
+
+    async def _follow_action(self, action_id: str) -> None:
+        """An action's own durable timers: a reminder before it is due, then the overdue
+        point; at each the rules say who is told."""
+        action = self._action(action_id)
+        timers = self._last.timers if self._last else None
+        before = timedelta(hours=(timers.action_reminder_hours_before_due or 0) if timers else 0)
+        grace = timedelta(hours=(timers.action_overdue_grace_hours or 0) if timers else 0)
+        for at in (action.due_at - before, action.due_at + grace):
+            delay = at - workflow.now()
+            if delay > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: not action.open or self._closed(), timeout=delay
+                    )
+                except TimeoutError:
+                    pass
+            if not action.open or self._closed():
+                return
+            await self._evaluate()
+
+    # --- triage and escalation ----------------------------------------------------------------
+
+    async def _evaluate(self) -> TriageResult:
+        """Ask the rules about the case as it is now; publish escalations not yet sent."""
+        async with self._lock:  # one evaluation at a time: timers and handlers may overlap
+            s = self.s
+            assert s is not None and s.assessment_id is not None
+            now = workflow.now()
+            facts = await workflow.execute_activity(
+                REFERRAL_TRIAGE_FACTS_ACTIVITY,
+                TriageFactsInput(assessment_id=s.assessment_id, as_of=now),
+                task_queue=REFERRAL_TASK_QUEUE,
+                result_type=TriageFacts,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+            result = await workflow.execute_activity(
+                TRIAGE_EVALUATE_ACTIVITY,
+                self._triage_input(facts, now),
+                task_queue=TRIAGE_TASK_QUEUE,
+                result_type=TriageResult,
+                start_to_close_timeout=TRIAGE_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+            first = s.triage is None
+            self._last = result
+            s.triage = TriageSummary.of(result)
+            s.referrer_level = facts.referrer_level
+            s.last_assessed_at = facts.assessed_at
+            if first or result.as_of == facts.assessed_at:
+                self._outbox.referral_triaged(s, result)
+            for esc in result.escalations:
+                self._escalate(esc)
+            self._refresh_search_attributes()
+            return result
+
+    def _escalate(self, esc: Escalation) -> None:
+        s = self.s
+        assert s is not None
+        key = escalation_key(esc)
+        if key in s.escalations_sent:
+            return
+        s.escalations_sent = [*s.escalations_sent, key][-KEEP_ESCALATION_KEYS:]
+        self._outbox.escalated(s, esc, key)
+
+    def _triage_input(self, facts: TriageFacts, now: datetime) -> TriageInput:
+        s = self.s
+        assert s is not None
+        return TriageInput(
+            as_of=now,
+            catalogue_version=facts.catalogue_version,
+            local_authority=facts.local_authority,
+            age_years=facts.age_years,
+            days_until_18=facts.days_until_18,
+            referrer_level=facts.referrer_level,
+            referrer_rationale_given=facts.referrer_rationale_given,
+            indicators=facts.indicators,
+            exploitation_types=facts.exploitation_types,
+            missing_episodes=[
+                MissingEpisodeFact(
+                    episode_ref=str(e.episode_id),
+                    reported_at=e.reported_at,
+                    returned_at=e.returned_at,
+                    rhi_offered_at=e.rhi_offered_at,
+                    located_in_authority=e.located_in_authority,
+                )
+                for e in s.missing_episodes
+            ],
+            actions=[
+                ActionFact(
+                    action_ref=a.action_id,
+                    owner_agency_id=a.owner_agency_id,
+                    due_at=a.due_at,
+                    completed=not a.open,
+                )
+                for a in s.actions
+            ],
+            last_assessed_at=facts.assessed_at,
+        )
+
+    # --- stage keeping ------------------------------------------------------------------------
+
+    async def _move(self, stage: Stage, by: Any = None) -> None:
+        s = self.s
+        assert s is not None
+        if s.stage == stage:
+            return
+        s.stage = stage
+        s.stages = [*s.stages, StageChange(stage=stage, at=workflow.now(), by=by)][-KEEP_STAGES:]
+        self._refresh_search_attributes()
+        await workflow.execute_activity(
+            REFERRAL_RECORD_STAGE_ACTIVITY,
+            RecordStageInput(
+                referral_id=s.referral_id,
+                stage=stage,
+                level=s.level,
+                suggested_level=s.triage.suggested_level if s.triage else None,
+                next_deadline=s.next_deadline,
+                open_actions=sum(1 for a in s.actions if a.open),
+                at=workflow.now(),
+            ),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=RecordStageResult,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+
+    def _refresh_search_attributes(self) -> None:
+        s = self.s
+        assert s is not None
+        deadlines = [a.due_at for a in s.actions if a.open]
+        nxt = self._next_wake()
+        if nxt is not None:
+            deadlines.append(nxt)
+        s.next_deadline = min(deadlines) if deadlines and s.stage not in CLOSED else None
+        level = s.level or (s.triage.level if s.triage else s.referrer_level)
+        # Ids, codes, levels and a date only: never anything about the child.
+        workflow.upsert_search_attributes(
+            [
+                SA_STAGE.value_set(s.stage.value),
+                SA_RISK_LEVEL.value_set(level.value),
+                SA_LOCAL_AUTHORITY.value_set(s.local_authority),
+                SA_NEXT_DEADLINE.value_set(s.next_deadline)
+                if s.next_deadline
+                else SA_NEXT_DEADLINE.value_unset(),
+            ]
+        )
+
+    def _closed(self) -> bool:
+        return self.s is not None and self.s.stage in CLOSED
+
+    def _action(self, action_id: str) -> CaseAction:
+        assert self.s is not None
+        for a in self.s.actions:
+            if a.action_id == action_id:
+                return a
+        raise Rejected(f"no action {action_id!r} on this case")
+
+    # --- Pre-MSET ------------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_PRE_MSET_DECISION)
+    async def record_pre_mset_decision(self, d: PreMsetDecisionInput) -> DecisionRecorded:
+        s = self.s
+        assert s is not None
+        if d.decision_id and s.pre_mset and s.pre_mset.decision_id == d.decision_id:
+            return DecisionRecorded(
+                decision_id=d.decision_id, stage=s.stage, level=s.pre_mset.level
+            )
+        now = workflow.now()
+        record = PreMsetDecisionRecord(
+            decision_id=d.decision_id or str(workflow.uuid4()),
+            outcome=d.outcome,
+            level=d.level,
+            rationale=d.rationale,
+            decided_by=d.decided_by,
+            meeting_id=d.meeting_id,
+            decided_at=now,
+            information_due_at=(
+                now + timedelta(days=d.information_due_days)
+                if d.outcome == PreMsetOutcome.more_information
+                else None
+            ),
+        )
+        s.pre_mset = record
+        self._outbox.pre_mset_decided(s, record)
+        if d.outcome == PreMsetOutcome.meets_criteria:
+            s.level = d.level
+            await self._move(Stage.awaiting_mset, d.decided_by)
+        elif d.outcome == PreMsetOutcome.not_met:
+            s.level = d.level
+            await self._move(Stage.closed_advice_given, d.decided_by)
+        else:
+            await self._move(Stage.more_information_requested, d.decided_by)
+        self._wake = True
+        return DecisionRecorded(decision_id=record.decision_id, stage=s.stage, level=d.level)
+
+    @record_pre_mset_decision.validator
+    def _check_pre_mset(self, d: PreMsetDecisionInput) -> None:
+        s = self._require_state()
+        if d.decision_id and s.pre_mset and s.pre_mset.decision_id == d.decision_id:
+            return  # the same decision again: answered with the first result
+        if s.stage != Stage.awaiting_pre_mset:
+            raise Rejected(
+                f"the case is at stage '{s.stage.value}': a Pre-MSET decision can only be "
+                "recorded while it awaits Pre-MSET"
+            )
+        if d.outcome == PreMsetOutcome.not_met and not d.rationale:
+            raise Rejected("a rationale is required when the criteria are not met")
+        suggested = s.triage.suggested_level if s.triage else None
+        if suggested is not None and d.level.rank < suggested.rank and not d.rationale:
+            raise Rejected(
+                f"the level '{d.level.value}' is below the suggested '{suggested.value}': "
+                "a rationale is required"
+            )
+        if d.outcome == PreMsetOutcome.meets_criteria and d.level == RiskLevel.low:
+            raise Rejected(
+                "MSET considers medium and high risk cases: record 'not_met' with advice "
+                "to the case holder, or agree a higher level"
+            )
+
+    # --- MSET review ---------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_MSET_REVIEW)
+    async def record_mset_review(self, r: MsetReviewInput) -> MsetReviewRecorded:
+        s = self.s
+        assert s is not None
+        if r.review_id:
+            for done in s.reviews:
+                if done.review_id == r.review_id:
+                    return MsetReviewRecorded(
+                        review_id=done.review_id,
+                        stage=s.stage,
+                        level=done.level,
+                        action_ids=done.action_ids,
+                        next_review_due=s.next_review_due or done.decided_at + REVIEW_INTERVAL,
+                    )
+        now = workflow.now()
+        review_id = r.review_id or str(workflow.uuid4())
+        new_actions = [
+            CaseAction(
+                action_id=str(workflow.uuid4()),
+                owner_agency_id=a.owner_agency_id,
+                due_at=a.due_at,
+                aim=a.aim,
+                target=a.target,
+                description=a.description,
+                created_at=now,
+                review_id=review_id,
+            )
+            for a in r.actions
+        ]
+        record = MsetReviewRecord(
+            review_id=review_id,
+            level=r.level,
+            rationale=r.rationale,
+            decided_by=r.decided_by,
+            meeting_id=r.meeting_id,
+            decided_at=now,
+            action_ids=[a.action_id for a in new_actions],
+        )
+        s.reviews = [*s.reviews, record][-KEEP_REVIEWS:]
+        s.reviews_total += 1
+        s.level = r.level
+        s.next_review_due = now + REVIEW_INTERVAL
+        s.actions = _bounded_actions([*s.actions, *new_actions])
+        self._outbox.mset_reviewed(s, record)
+        for a in new_actions:
+            self._outbox.action_assigned(s, a)
+            self._follow(a.action_id)
+        if s.stage == Stage.active_plan:
+            self._refresh_search_attributes()
+            await self._record_read_model()
+        else:
+            await self._move(Stage.active_plan, r.decided_by)
+        self._wake = True
+        return MsetReviewRecorded(
+            review_id=review_id,
+            stage=s.stage,
+            level=r.level,
+            action_ids=record.action_ids,
+            next_review_due=s.next_review_due,
+        )
+
+    @record_mset_review.validator
+    def _check_mset_review(self, r: MsetReviewInput) -> None:
+        s = self._require_state()
+        if r.review_id and any(done.review_id == r.review_id for done in s.reviews):
+            return
+        if s.stage not in (Stage.awaiting_mset, Stage.active_plan):
+            raise Rejected(
+                f"the case is at stage '{s.stage.value}': MSET reviews cases that met the "
+                "Pre-MSET criteria"
+            )
+        current = s.level
+        if current is not None and r.level != current and not r.rationale:
+            raise Rejected(
+                f"the level changes from '{current.value}' to '{r.level.value}': "
+                "a rationale is required"
+            )
+        now = workflow.now()
+        for n, a in enumerate(r.actions):
+            if a.due_at <= now:
+                raise Rejected(f"actions.{n}.due_at: the due date must be in the future")
+
+    # --- actions -------------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_ACTION_PROGRESS)
+    async def record_action_progress(self, p: ActionProgressInput) -> ActionProgressRecorded:
+        s = self.s
+        assert s is not None
+        action = self._action(p.action_id)
+        now = workflow.now()
+        action.progress = [
+            *action.progress[-19:],
+            ActionProgress(at=now, by=p.by, note=p.note, completed=p.completed),
+        ]
+        if p.completed:
+            action.completed_at = now
+            self._outbox.action_completed(s, action)
+            s.actions = _bounded_actions(s.actions)
+            self._refresh_search_attributes()
+            await self._record_read_model()
+        self._wake = True
+        return ActionProgressRecorded(
+            action_id=action.action_id,
+            completed=not action.open,
+            open_actions=sum(1 for a in s.actions if a.open),
+        )
+
+    @record_action_progress.validator
+    def _check_action_progress(self, p: ActionProgressInput) -> None:
+        s = self._require_state()
+        if s.stage != Stage.active_plan:
+            raise Rejected(f"the case is at stage '{s.stage.value}': it has no active plan")
+        action = self._action(p.action_id)
+        if not action.open:
+            raise Rejected(f"action {p.action_id} was completed already")
+
+    # --- exit ----------------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_EXIT)
+    async def exit_case(self, e: ExitCaseInput) -> CaseExited:
+        s = self.s
+        assert s is not None
+        now = workflow.now()
+        s.exit = ExitRecord(
+            reason=e.reason, detail=e.detail, decided_by=e.decided_by, exited_at=now
+        )
+        self._outbox.case_exited(s, s.exit)
+        await self._move(Stage.exited, e.decided_by)
+        return CaseExited(stage=s.stage, reason=e.reason, exited_at=now)
+
+    @exit_case.validator
+    def _check_exit(self, e: ExitCaseInput) -> None:
+        s = self._require_state()
+        if s.stage in CLOSED:
+            raise Rejected(f"the case is closed already (stage '{s.stage.value}')")
+        if e.reason == ExitReason.other and not e.detail:
+            raise Rejected("an exit for an 'other' reason needs its detail")
+
+    # --- signals and queries --------------------------------------------------------------------
+
+    @workflow.signal(name=SIGNAL_REASSESSED)
+    def reassessed(self, sig: ReassessedSignal) -> None:
+        s = self.s
+        if s is None or s.stage in CLOSED:
+            return
+        s.assessment_id = sig.assessment_id
+        s.last_assessed_at = sig.assessed_at
+        s.referrer_level = sig.referrer_level
+        self._retriage = True
+
+    @workflow.signal(name=SIGNAL_MISSING_EPISODE)
+    def missing_episode(self, sig: MissingEpisodeSignal) -> None:
+        s = self.s
+        if s is None or s.stage in CLOSED:
+            return
+        others = [e for e in s.missing_episodes if e.episode_id != sig.episode.episode_id]
+        merged = sorted([*others, sig.episode], key=lambda e: e.reported_at)
+        s.missing_episodes = merged[-KEEP_EPISODES:]
+        self._retriage = True
+
+    @workflow.query(name=QUERY_STATE)
     def state(self) -> ReferralState | None:
-        return self._state
+        return self.s
+
+    def _require_state(self) -> ReferralState:
+        if self.s is None or self.s.triage is None:
+            raise Rejected("the case is still being triaged: try again in a moment")
+        return self.s
+
+    async def _record_read_model(self) -> None:
+        s = self.s
+        assert s is not None
+        await workflow.execute_activity(
+            REFERRAL_RECORD_STAGE_ACTIVITY,
+            RecordStageInput(
+                referral_id=s.referral_id,
+                stage=s.stage,
+                level=s.level,
+                suggested_level=s.triage.suggested_level if s.triage else None,
+                next_deadline=s.next_deadline,
+                open_actions=sum(1 for a in s.actions if a.open),
+                at=workflow.now(),
+            ),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=RecordStageResult,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+
+
+def _bounded_actions(actions: list[CaseAction]) -> list[CaseAction]:
+    """Every open action, and only the latest completed ones (the rest are in the history
+    and the published events)."""
+    open_ = [a for a in actions if a.open]
+    done = sorted((a for a in actions if not a.open), key=lambda a: a.completed_at or a.due_at)
+    return [*open_, *done[-KEEP_CLOSED_ACTIONS:]]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Dialect,
     Engine,
     ForeignKey,
+    Integer,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -110,7 +111,13 @@ class Referral(Base):
     stage: Mapped[str] = mapped_column(String(40))
     referrer_level: Mapped[str] = mapped_column(String(10))
     suggested_level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    open_actions: Mapped[int] = mapped_column(Integer, default=0)
     next_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A reassessment of an open case points at the case's first referral; a re-referral of a
+    # closed case points at the previous case. Both link a child's history.
+    case_referral_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    previous_referral_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     workflow_id: Mapped[str] = mapped_column(String(80), unique=True)
     # False until Temporal confirmed the workflow: a row that stays False after a failed
     # start is completed by the partner's retry (same key), never left as an orphan.
@@ -120,6 +127,26 @@ class Referral(Base):
     tool: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MissingEpisode(Base):
+    __tablename__ = "referral_missing_episodes"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "partner_reference", name="uq_missing_partner_ref"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_agencies.id"), index=True)
+    partner_reference: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    local_authority: Mapped[str] = mapped_column(String(40), index=True)
+    case_referral_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    workflow_id: Mapped[str] = mapped_column(String(80), unique=True)
+    workflow_started: Mapped[bool] = mapped_column(Boolean, default=False)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the police reported (may hold circumstances in free text): stays in this table.
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Disclosure(Base):
@@ -193,6 +220,23 @@ class Store:
             select(Referral).where(
                 Referral.agency_id == agency_id, Referral.partner_reference == partner_reference
             )
+        )
+
+    def open_case_for_child(
+        self, s: Session, agency_id: uuid.UUID, agency_child_ref: str, local_authority: str
+    ) -> Referral | None:
+        """The child's latest case from this agency (a case-opening referral), if any."""
+        return s.scalar(
+            select(Referral)
+            .where(
+                Referral.agency_id == agency_id,
+                Referral.agency_child_ref == agency_child_ref,
+                Referral.local_authority == local_authority,
+                Referral.case_referral_id.is_(None),
+                Referral.workflow_started.is_(True),
+            )
+            .order_by(Referral.submitted_at.desc())
+            .limit(1)
         )
 
     def referral_by_idempotency_key(

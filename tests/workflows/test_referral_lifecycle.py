@@ -1,0 +1,471 @@
+"""ReferralWorkflow's whole lifecycle on the time-skipping server, with the real rules engine.
+
+Each test asserts what the people involved would notice: the stage the case is at, the
+record kept, the stages written to the read model, and the events published (who is told).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from mset_contract.referral_workflow import (
+    UPDATE_ACTION_PROGRESS,
+    UPDATE_EXIT,
+    UPDATE_MSET_REVIEW,
+    UPDATE_PRE_MSET_DECISION,
+    ActionProgressInput,
+    ActionProgressRecorded,
+    CaseExited,
+    DecisionRecorded,
+    ExitCaseInput,
+    MissingEpisodeSignal,
+    MissingEpisodeSummary,
+    MsetReviewInput,
+    MsetReviewRecorded,
+    NewAction,
+    PreMsetDecisionInput,
+    ReassessedSignal,
+    ReferralState,
+)
+from mset_contract.vocab import (
+    ActionAim,
+    ActionTarget,
+    ExitReason,
+    PreMsetOutcome,
+    Recency,
+    RiskLevel,
+    Stage,
+)
+from tests.support.case_world import CaseWorld, case_world, facts_for
+from workflows.referral import DEFAULT_HISTORY_LIMIT, ReferralWorkflow
+
+CHAIR = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
+POLICE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
+
+# medium: 4 moderate current indicators + 1 significant from 6-12 months = 5 ... plus more
+MEDIUM = [
+    ("MIS-01", Recency.current),
+    ("GIF-02", Recency.current),
+    ("ADP-01", Recency.current),
+    ("SUB-02", Recency.current),
+    ("EDU-02", Recency.current),
+    ("PRE-02", Recency.current),
+]
+HIGH = [*MEDIUM, ("SXH-03", Recency.current)]  # disclosed sexual abuse, current → high
+
+
+@pytest.fixture
+async def world(time_skipping: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
+    async with case_world(time_skipping.client, task_queue) as w:
+        yield w
+
+
+async def decide(handle: WorkflowHandle[Any, Any], d: PreMsetDecisionInput) -> DecisionRecorded:
+    return await handle.execute_update(UPDATE_PRE_MSET_DECISION, d, result_type=DecisionRecorded)
+
+
+async def review(handle: WorkflowHandle[Any, Any], r: MsetReviewInput) -> MsetReviewRecorded:
+    return await handle.execute_update(UPDATE_MSET_REVIEW, r, result_type=MsetReviewRecorded)
+
+
+async def progress(
+    handle: WorkflowHandle[Any, Any], p: ActionProgressInput
+) -> ActionProgressRecorded:
+    return await handle.execute_update(
+        UPDATE_ACTION_PROGRESS, p, result_type=ActionProgressRecorded
+    )
+
+
+async def exit_(handle: WorkflowHandle[Any, Any], e: ExitCaseInput) -> CaseExited:
+    return await handle.execute_update(UPDATE_EXIT, e, result_type=CaseExited)
+
+
+async def state_of(handle: WorkflowHandle[Any, Any]) -> ReferralState:
+    state = await handle.query(ReferralWorkflow.state)
+    assert state is not None
+    return state
+
+
+async def until(
+    handle: WorkflowHandle[Any, Any], check: Callable[[ReferralState], bool], seconds: float = 10
+) -> ReferralState:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        state = await handle.query(ReferralWorkflow.state)
+        if state is not None and check(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met; state: {state}")
+        await asyncio.sleep(0.05)
+
+
+async def awaiting_pre_mset(world: CaseWorld, indicators: Any = MEDIUM) -> WorkflowHandle[Any, Any]:
+    handle = await world.start_case(facts_for(indicators))
+    await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    return handle
+
+
+def decision(outcome: PreMsetOutcome, level: RiskLevel = RiskLevel.medium, **kw: Any) -> Any:
+    return PreMsetDecisionInput(outcome=outcome, level=level, decided_by=CHAIR, **kw)
+
+
+async def test_submission_is_triaged_and_waits_for_pre_mset(world: CaseWorld) -> None:
+    handle = await awaiting_pre_mset(world)
+    state = await state_of(handle)
+    assert state.triage is not None
+    assert state.triage.suggested_level == RiskLevel.medium
+    assert state.triage.ruleset_version == "1"
+    assert world.recorded_stages() == ["triaged", "awaiting_pre_mset"]
+    assert world.event_types()[:2] == ["referral.submitted", "referral.triaged"]
+    # Nothing about the child in any event: ids, codes, levels and dates only.
+    for event in world.events:
+        assert "date_of_birth" not in str(event) and "rationale" not in str(event)
+    await handle.terminate()
+
+
+async def test_high_risk_escalates_to_the_manager_at_once(world: CaseWorld) -> None:
+    handle = await awaiting_pre_mset(world, HIGH)
+    state = await state_of(handle)
+    assert state.triage and state.triage.suggested_level == RiskLevel.high
+    assert "high_risk" in world.escalations()
+    escalation = next(e for e in world.events if e["data"].get("kind") == "high_risk")
+    roles = {t["role"] for t in escalation["data"]["notify"]}
+    assert "manager" in roles
+    assert escalation["data"]["urgency"] == "immediate"
+    await handle.terminate()
+
+
+async def test_meets_criteria_moves_the_case_to_awaiting_mset(world: CaseWorld) -> None:
+    handle = await awaiting_pre_mset(world)
+    result = await decide(handle, decision(PreMsetOutcome.meets_criteria))
+    assert result.stage == Stage.awaiting_mset
+    state = await state_of(handle)
+    assert state.pre_mset and state.pre_mset.outcome == PreMsetOutcome.meets_criteria
+    assert state.level == RiskLevel.medium
+    assert world.recorded_stages()[-1] == "awaiting_mset"
+    recorded = [e for e in world.events if e["type"] == "decision.recorded"]
+    assert recorded and recorded[-1]["data"]["outcome"] == "meets_criteria"
+    await handle.terminate()
+
+
+async def test_not_met_closes_with_advice_and_the_workflow_completes(world: CaseWorld) -> None:
+    handle = await awaiting_pre_mset(world)
+    await decide(
+        handle,
+        decision(
+            PreMsetOutcome.not_met,
+            RiskLevel.low,
+            rationale="Protective factors strong; advice sent to the social worker.",
+        ),
+    )
+    final = await handle.result()
+    assert final.stage == Stage.closed_advice_given
+    assert final.pre_mset and final.pre_mset.rationale
+    assert final.pre_mset.rationale.startswith("Protective factors")
+    assert world.recorded_stages()[-1] == "closed_advice_given"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (decision(PreMsetOutcome.not_met), "rationale is required"),
+        (decision(PreMsetOutcome.more_information, RiskLevel.low), "below the suggested"),
+        (decision(PreMsetOutcome.meets_criteria, RiskLevel.low, rationale="x"), "medium and high"),
+    ],
+    ids=["not-met-without-rationale", "below-suggestion-without-rationale", "low-to-mset"],
+)
+async def test_invalid_decisions_are_rejected_and_leave_no_trace(
+    world: CaseWorld, bad: PreMsetDecisionInput, reason: str
+) -> None:
+    handle = await awaiting_pre_mset(world)
+    events_before = list(world.events)
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await decide(handle, bad)
+    assert reason in str(info.value.cause)
+    state = await state_of(handle)
+    assert state.stage == Stage.awaiting_pre_mset and state.pre_mset is None
+    assert world.events == events_before
+    # The rejected update is not in the case's history at all (validators run before it).
+    history = await handle.fetch_history()
+    assert not any(
+        e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events
+    )
+    await handle.terminate()
+
+
+async def test_decision_at_the_wrong_stage_is_rejected(world: CaseWorld) -> None:
+    handle = await awaiting_pre_mset(world)
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await review(
+            handle,
+            MsetReviewInput(level=RiskLevel.medium, decided_by=CHAIR),
+        )
+    assert "Pre-MSET criteria" in str(info.value.cause)
+    await handle.terminate()
+
+
+async def test_more_information_goes_back_and_a_reassessment_returns_it(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await awaiting_pre_mset(world)
+    await decide(
+        handle,
+        decision(PreMsetOutcome.more_information, information_due_days=14),
+    )
+    state = await state_of(handle)
+    assert state.stage == Stage.more_information_requested
+    assert state.pre_mset and state.pre_mset.information_due_at is not None
+    # The referrer sends a new tool: the case is triaged again and awaits the panel.
+    new_id = uuid.uuid4()
+    now = await time_skipping.get_current_time()
+    world.facts[new_id] = facts_for(HIGH, referrer_level=RiskLevel.high, assessed_at=now)
+    await handle.signal(
+        ReferralWorkflow.reassessed,
+        ReassessedSignal(assessment_id=new_id, assessed_at=now, referrer_level=RiskLevel.high),
+    )
+    state = await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    assert state.assessment_id == new_id
+    assert state.triage and state.triage.suggested_level == RiskLevel.high
+    await handle.terminate()
+
+
+async def test_more_information_not_sent_in_time_returns_to_the_panel(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await awaiting_pre_mset(world)
+    await decide(
+        handle,
+        decision(PreMsetOutcome.more_information, information_due_days=7),
+    )
+    await time_skipping.sleep(timedelta(days=8))
+    state = await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    assert "referral.information_overdue" in world.event_types()
+    assert state.stages[-1].stage == Stage.awaiting_pre_mset
+    await handle.terminate()
+
+
+async def in_active_plan(
+    world: CaseWorld, time_skipping: WorkflowEnvironment, due_in: timedelta
+) -> tuple[WorkflowHandle[Any, Any], str]:
+    handle = await awaiting_pre_mset(world)
+    await decide(handle, decision(PreMsetOutcome.meets_criteria))
+    now = await time_skipping.get_current_time()
+    reviewed = await review(
+        handle,
+        MsetReviewInput(
+            level=RiskLevel.medium,
+            decided_by=CHAIR,
+            actions=[
+                NewAction(
+                    owner_agency_id=POLICE,
+                    due_at=now + due_in,
+                    aim=ActionAim.reduce,
+                    target=ActionTarget.perpetrator,
+                    description="Serve a Child Abduction Warning Notice on the older male.",
+                )
+            ],
+        ),
+    )
+    assert reviewed.stage == Stage.active_plan
+    return handle, reviewed.action_ids[0]
+
+
+async def test_mset_plan_creates_actions_with_reminder_and_overdue_escalations(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle, action_id = await in_active_plan(world, time_skipping, timedelta(days=10))
+    assert world.recorded_stages()[-1] == "active_plan"
+    assigned = [e for e in world.events if e["type"] == "action.assigned"]
+    assert assigned[0]["data"]["action_id"] == action_id
+    assert assigned[0]["data"]["owner_agency_id"] == str(POLICE)
+
+    await time_skipping.sleep(timedelta(days=9))  # inside the 48 h reminder window
+    await until(handle, lambda s: True)
+    assert "action_due_soon" in world.escalations()
+    assert "action_overdue" not in world.escalations()
+
+    await time_skipping.sleep(timedelta(days=2))  # past the due date
+    await until(handle, lambda s: True)
+    for _ in range(100):
+        if "action_overdue" in world.escalations():
+            break
+        await asyncio.sleep(0.05)
+    overdue = next(e for e in world.events if e["data"].get("kind") == "action_overdue")
+    assert overdue["data"]["subject_ref"] == action_id
+    await handle.terminate()
+
+
+async def test_completed_action_is_not_chased(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle, action_id = await in_active_plan(world, time_skipping, timedelta(days=10))
+    done = await progress(
+        handle,
+        ActionProgressInput(action_id=action_id, note="Notice served.", completed=True, by=CHAIR),
+    )
+    assert done.completed and done.open_actions == 0
+    await time_skipping.sleep(timedelta(days=12))
+    await until(handle, lambda s: True)
+    assert "action.completed" in world.event_types()
+    assert "action_due_soon" not in world.escalations()
+    assert "action_overdue" not in world.escalations()
+    with pytest.raises(WorkflowUpdateFailedError):
+        await progress(
+            handle,
+            ActionProgressInput(action_id=action_id, note="again", completed=True, by=CHAIR),
+        )
+    await handle.terminate()
+
+
+async def test_reassessment_older_than_three_months_escalates(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle, _ = await in_active_plan(world, time_skipping, timedelta(days=400))
+    assert "reassessment_overdue" not in world.escalations()
+    await time_skipping.sleep(timedelta(days=95))
+    for _ in range(100):
+        if "reassessment_overdue" in world.escalations():
+            break
+        await asyncio.sleep(0.05)
+    assert world.escalations().count("reassessment_overdue") == 1
+    await handle.terminate()
+
+
+async def test_rhi_not_offered_within_72_hours_escalates_but_a_met_deadline_does_not(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await awaiting_pre_mset(world)
+    now = await time_skipping.get_current_time()
+    late = MissingEpisodeSummary(
+        episode_id=uuid.uuid4(), reported_at=now - timedelta(hours=20), returned_at=now
+    )
+    on_time = MissingEpisodeSummary(
+        episode_id=uuid.uuid4(),
+        reported_at=now - timedelta(hours=30),
+        returned_at=now - timedelta(hours=10),
+        rhi_offered_at=now,
+    )
+    for ep in (late, on_time):
+        await handle.signal(ReferralWorkflow.missing_episode, MissingEpisodeSignal(episode=ep))
+    await until(handle, lambda s: len(s.missing_episodes) == 2)
+    await time_skipping.sleep(timedelta(hours=73))
+    for _ in range(100):
+        if "rhi_not_offered" in world.escalations():
+            break
+        await asyncio.sleep(0.05)
+    breaches = [e for e in world.events if e["data"].get("kind") == "rhi_not_offered"]
+    assert [b["data"]["subject_ref"] for b in breaches] == [str(late.episode_id)]
+    await handle.terminate()
+
+
+async def test_exit_records_reason_date_and_decider_and_completes(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle, _ = await in_active_plan(world, time_skipping, timedelta(days=30))
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await exit_(handle, ExitCaseInput(reason=ExitReason.other, decided_by=CHAIR))
+    assert "detail" in str(info.value.cause)
+    exited = await exit_(
+        handle,
+        ExitCaseInput(reason=ExitReason.sufficiently_safe, decided_by=CHAIR),
+    )
+    assert exited.stage == Stage.exited
+    final = await handle.result()
+    assert final.exit is not None
+    assert final.exit.reason == ExitReason.sufficiently_safe
+    assert final.exit.decided_by == CHAIR
+    assert final.exit.exited_at == exited.exited_at
+    assert world.recorded_stages()[-1] == "exited"
+    assert world.event_types()[-1] == "case.exited"
+
+
+async def monthly_reviews(
+    world: CaseWorld,
+    time_skipping: WorkflowEnvironment,
+    handle: WorkflowHandle[Any, Any],
+    months: int,
+) -> list[int]:
+    """A case reviewed monthly, each review agreeing one action that is done before it is
+    due. Returns the history length of the current run after each month."""
+    lengths = []
+    for month in range(months):
+        now = await time_skipping.get_current_time()
+        reviewed = await review(
+            handle,
+            MsetReviewInput(
+                level=RiskLevel.medium,
+                decided_by=CHAIR,
+                review_id=f"review-{month}",
+                actions=[
+                    NewAction(
+                        owner_agency_id=POLICE,
+                        due_at=now + timedelta(days=20),
+                        aim=ActionAim.avoid,
+                        target=ActionTarget.location,
+                        description=f"Month {month}: disruption visit to the hotspot.",
+                    )
+                ],
+            ),
+        )
+        await progress(
+            handle,
+            ActionProgressInput(
+                action_id=reviewed.action_ids[0], note="Visited.", completed=True, by=CHAIR
+            ),
+        )
+        await time_skipping.sleep(timedelta(days=30))
+        state = await until(handle, lambda s, n=month + 1: s.reviews_total == n)
+        # The latest run's history (a handle without a run id follows continue-as-new).
+        latest = world.client.get_workflow_handle(handle.id)
+        lengths.append(len((await latest.fetch_history()).events))
+        assert state.reviews_total == month + 1
+    return lengths
+
+
+async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await world.start_case(facts_for(MEDIUM), history_limit=150)
+    await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    await decide(handle, decision(PreMsetOutcome.meets_criteria))
+    lengths = await monthly_reviews(world, time_skipping, handle, months=8)
+    state = await state_of(handle)
+    assert state.runs > 1, lengths  # it handed over at least once
+    assert max(lengths) < 150 + 60, lengths  # a run never grows far past the limit
+    # Nothing lost across the hand-over: every review counted, every action kept, and no
+    # event published twice (event ids are numbered from the carried state).
+    assert state.reviews_total == 8
+    assert len(state.actions) == 8 and all(not a.open for a in state.actions)
+    ids = [e["id"] for e in world.events]
+    assert len(ids) == len(set(ids))
+    assert world.event_types().count("action.assigned") == 8
+    assert world.event_types().count("action.completed") == 8
+    # After the hand-over the case still takes decisions and exits normally.
+    await exit_(
+        handle,
+        ExitCaseInput(reason=ExitReason.moved_out_of_area, decided_by=CHAIR),
+    )
+    final = await handle.result()
+    assert final.stage == Stage.exited and final.runs == state.runs
+
+
+async def test_two_years_of_monthly_reviews_stay_under_the_history_bound(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await world.start_case(facts_for(MEDIUM))
+    await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    await decide(handle, decision(PreMsetOutcome.meets_criteria))
+    lengths = await monthly_reviews(world, time_skipping, handle, months=24)
+    state = await state_of(handle)
+    print(f"history length after each month: {lengths}; runs: {state.runs}")
+    assert max(lengths) < DEFAULT_HISTORY_LIMIT + 60
+    assert state.reviews_total == 24
+    await handle.terminate()
