@@ -387,6 +387,10 @@ async def test_exit_records_reason_date_and_decider_and_completes(
     assert world.event_types()[-1] == "case.exited"
 
 
+def reviewed_times(n: int) -> Callable[[ReferralState], bool]:
+    return lambda s: s.reviews_total == n
+
+
 async def monthly_reviews(
     world: CaseWorld,
     time_skipping: WorkflowEnvironment,
@@ -422,7 +426,7 @@ async def monthly_reviews(
             ),
         )
         await time_skipping.sleep(timedelta(days=30))
-        state = await until(handle, lambda s, n=month + 1: s.reviews_total == n)
+        state = await until(handle, reviewed_times(month + 1))
         # The latest run's history (a handle without a run id follows continue-as-new).
         latest = world.client.get_workflow_handle(handle.id)
         lengths.append(len((await latest.fetch_history()).events))
