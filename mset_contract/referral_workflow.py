@@ -22,6 +22,7 @@ from mset_contract.types import FreeText, LocalAuthorityCode
 from mset_contract.vocab import (
     ActionAim,
     ActionTarget,
+    AgencyType,
     ExitReason,
     ExploitationType,
     PreMsetOutcome,
@@ -61,6 +62,7 @@ class StartReferralInput(_Model):
     local_authority: str
     submitted_at: datetime
     referrer_level: RiskLevel
+    agency_type: AgencyType = AgencyType.other
     previous_referral_id: UUID | None = Field(
         default=None, description="A closed case this re-referral continues (its history)."
     )

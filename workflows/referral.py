@@ -137,7 +137,6 @@ class ReferralWorkflow:
                 last_assessed_at=inp.submitted_at,
                 stages=[StageChange(stage=Stage.submitted, at=inp.submitted_at)],
             )
-            self._outbox.referral_submitted(self.s)
             await self._evaluate()
             await self._move(Stage.triaged)
             await self._move(Stage.awaiting_pre_mset)
@@ -149,7 +148,7 @@ class ReferralWorkflow:
         while s.stage not in CLOSED:
             if self._retriage:
                 self._retriage = False
-                await self._evaluate()
+                await self._evaluate(announce=True)
                 if s.stage == Stage.more_information_requested:
                     await self._move(Stage.awaiting_pre_mset)
             due = self._next_wake()
@@ -221,7 +220,6 @@ class ReferralWorkflow:
         ):
             # The referrer did not send more information in time: the panel considers the
             # case again with what it has, rather than letting it drift.
-            self._outbox.information_overdue(s, pre.information_due_at)
             await self._move(Stage.awaiting_pre_mset)
         await self._evaluate()
 
@@ -251,8 +249,9 @@ class ReferralWorkflow:
 
     # --- triage and escalation ----------------------------------------------------------------
 
-    async def _evaluate(self) -> TriageResult:
-        """Ask the rules about the case as it is now; publish escalations not yet sent."""
+    async def _evaluate(self, announce: bool = False) -> TriageResult:
+        """Ask the rules about the case as it is now; publish escalations not yet sent.
+        ``announce``: publish the result too (a new assessment), not just its escalations."""
         async with self._lock:  # one evaluation at a time: timers and handlers may overlap
             s = self.s
             assert s is not None and s.assessment_id is not None
@@ -274,25 +273,27 @@ class ReferralWorkflow:
                 retry_policy=ACTIVITY_RETRY,
             )
             first = s.triage is None
+            if first and self._inp is not None and self._inp.carried is None:
+                self._outbox.referral_submitted(s, self._inp.agency_type, facts.catalogue_version)
             self._last = result
             s.triage = TriageSummary.of(result)
             s.referrer_level = facts.referrer_level
             s.last_assessed_at = facts.assessed_at
-            if first or result.as_of == facts.assessed_at:
+            if first or announce:
                 self._outbox.referral_triaged(s, result)
             for esc in result.escalations:
-                self._escalate(esc)
+                self._escalate(esc, result)
             self._refresh_search_attributes()
             return result
 
-    def _escalate(self, esc: Escalation) -> None:
+    def _escalate(self, esc: Escalation, result: TriageResult) -> None:
         s = self.s
         assert s is not None
         key = escalation_key(esc)
         if key in s.escalations_sent:
             return
         s.escalations_sent = [*s.escalations_sent, key][-KEEP_ESCALATION_KEYS:]
-        self._outbox.escalated(s, esc, key)
+        self._outbox.escalated(s, esc, result)
 
     def _triage_input(self, facts: TriageFacts, now: datetime) -> TriageInput:
         s = self.s
@@ -336,9 +337,10 @@ class ReferralWorkflow:
         assert s is not None
         if s.stage == stage:
             return
-        s.stage = stage
+        previous, s.stage = s.stage, stage
         s.stages = [*s.stages, StageChange(stage=stage, at=workflow.now(), by=by)][-KEEP_STAGES:]
         self._refresh_search_attributes()
+        self._outbox.stage_changed(s, previous)
         await workflow.execute_activity(
             REFERRAL_RECORD_STAGE_ACTIVITY,
             RecordStageInput(

@@ -38,7 +38,12 @@ from mset_contract.temporal import (
 from mset_contract.triage import TriageInput, TriageResult
 from mset_contract.vocab import Recency, RiskLevel
 from services.triage.domain import Triage
-from workflows.publishing import NOTIFICATIONS_PUBLISH_ACTIVITY, Published, PublishEvents
+from mset_contract.events import (
+    NOTIFICATIONS_PUBLISH_ACTIVITY,
+    Published,
+    PublishedEvent,
+    PublishEvents,
+)
 from workflows.referral import ReferralWorkflow
 
 RULESETS = Path(__file__).resolve().parents[2] / "services" / "triage" / "rulesets"
@@ -107,7 +112,12 @@ class CaseWorld:
         for e in inp.events:
             if str(e.id) not in seen:  # a retried publish re-sends the same ids
                 self.events.append(e.model_dump(mode="json"))
-        return Published(ids=[e.id for e in inp.events])
+        return Published(
+            events=[
+                PublishedEvent(id=e.id, type=e.type, topic="test", partition=0, offset=n)
+                for n, e in enumerate(inp.events)
+            ]
+        )
 
     # --- helpers for tests ----------------------------------------------------------------------
 
@@ -115,7 +125,7 @@ class CaseWorld:
         return [e["type"] for e in self.events]
 
     def escalations(self) -> list[str]:
-        return [e["data"]["kind"] for e in self.events if e["type"] == "referral.escalated"]
+        return [e["kind"] for e in self.events if e["type"] == "mset.referral.escalated"]
 
     def recorded_stages(self) -> list[str]:
         return [s.stage.value for s in self.stages]

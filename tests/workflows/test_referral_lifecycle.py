@@ -124,7 +124,7 @@ async def test_submission_is_triaged_and_waits_for_pre_mset(world: CaseWorld) ->
     assert state.triage.suggested_level == RiskLevel.medium
     assert state.triage.ruleset_version == "1"
     assert world.recorded_stages() == ["triaged", "awaiting_pre_mset"]
-    assert world.event_types()[:2] == ["referral.submitted", "referral.triaged"]
+    assert world.event_types()[:2] == ["mset.referral.submitted", "mset.referral.triaged"]
     # Nothing about the child in any event: ids, codes, levels and dates only.
     for event in world.events:
         assert "date_of_birth" not in str(event) and "rationale" not in str(event)
@@ -136,10 +136,10 @@ async def test_high_risk_escalates_to_the_manager_at_once(world: CaseWorld) -> N
     state = await state_of(handle)
     assert state.triage and state.triage.suggested_level == RiskLevel.high
     assert "high_risk" in world.escalations()
-    escalation = next(e for e in world.events if e["data"].get("kind") == "high_risk")
-    roles = {t["role"] for t in escalation["data"]["notify"]}
+    escalation = next(e for e in world.events if e.get("kind") == "high_risk")
+    roles = {t["role"] for t in escalation["notify"]}
     assert "manager" in roles
-    assert escalation["data"]["urgency"] == "immediate"
+    assert escalation["urgency"] == "immediate"
     await handle.terminate()
 
 
@@ -151,8 +151,8 @@ async def test_meets_criteria_moves_the_case_to_awaiting_mset(world: CaseWorld) 
     assert state.pre_mset and state.pre_mset.outcome == PreMsetOutcome.meets_criteria
     assert state.level == RiskLevel.medium
     assert world.recorded_stages()[-1] == "awaiting_mset"
-    recorded = [e for e in world.events if e["type"] == "decision.recorded"]
-    assert recorded and recorded[-1]["data"]["outcome"] == "meets_criteria"
+    recorded = [e for e in world.events if e["type"] == "mset.referral.decision_recorded"]
+    assert recorded and recorded[-1]["pre_mset_outcome"] == "meets_criteria"
     await handle.terminate()
 
 
@@ -247,7 +247,11 @@ async def test_more_information_not_sent_in_time_returns_to_the_panel(
     )
     await time_skipping.sleep(timedelta(days=8))
     state = await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
-    assert "referral.information_overdue" in world.event_types()
+    back = [e for e in world.events if e["type"] == "mset.referral.stage_changed"][-1]
+    assert (back["previous_stage"], back["stage"]) == (
+        "more_information_requested",
+        "awaiting_pre_mset",
+    )
     assert state.stages[-1].stage == Stage.awaiting_pre_mset
     await handle.terminate()
 
@@ -283,9 +287,9 @@ async def test_mset_plan_creates_actions_with_reminder_and_overdue_escalations(
 ) -> None:
     handle, action_id = await in_active_plan(world, time_skipping, timedelta(days=10))
     assert world.recorded_stages()[-1] == "active_plan"
-    assigned = [e for e in world.events if e["type"] == "action.assigned"]
-    assert assigned[0]["data"]["action_id"] == action_id
-    assert assigned[0]["data"]["owner_agency_id"] == str(POLICE)
+    assigned = [e for e in world.events if e["type"] == "mset.action.assigned"]
+    assert assigned[0]["action_id"] == action_id
+    assert assigned[0]["owner_agency_id"] == str(POLICE)
 
     await time_skipping.sleep(timedelta(days=9))  # inside the 48 h reminder window
     await until(handle, lambda s: True)
@@ -298,8 +302,9 @@ async def test_mset_plan_creates_actions_with_reminder_and_overdue_escalations(
         if "action_overdue" in world.escalations():
             break
         await asyncio.sleep(0.05)
-    overdue = next(e for e in world.events if e["data"].get("kind") == "action_overdue")
-    assert overdue["data"]["subject_ref"] == action_id
+    overdue = next(e for e in world.events if e.get("kind") == "action_overdue")
+    assert overdue["about"] == action_id
+    assert "mset.action.overdue" in world.event_types()
     await handle.terminate()
 
 
@@ -314,7 +319,7 @@ async def test_completed_action_is_not_chased(
     assert done.completed and done.open_actions == 0
     await time_skipping.sleep(timedelta(days=12))
     await until(handle, lambda s: True)
-    assert "action.completed" in world.event_types()
+    assert "mset.action.completed" in world.event_types()
     assert "action_due_soon" not in world.escalations()
     assert "action_overdue" not in world.escalations()
     with pytest.raises(WorkflowUpdateFailedError):
@@ -361,8 +366,8 @@ async def test_rhi_not_offered_within_72_hours_escalates_but_a_met_deadline_does
         if "rhi_not_offered" in world.escalations():
             break
         await asyncio.sleep(0.05)
-    breaches = [e for e in world.events if e["data"].get("kind") == "rhi_not_offered"]
-    assert [b["data"]["subject_ref"] for b in breaches] == [str(late.episode_id)]
+    breaches = [e for e in world.events if e.get("kind") == "rhi_not_offered"]
+    assert [b["about"] for b in breaches] == [str(late.episode_id)]
     await handle.terminate()
 
 
@@ -384,7 +389,7 @@ async def test_exit_records_reason_date_and_decider_and_completes(
     assert final.exit.decided_by == CHAIR
     assert final.exit.exited_at == exited.exited_at
     assert world.recorded_stages()[-1] == "exited"
-    assert world.event_types()[-1] == "case.exited"
+    assert "mset.case.exited" in world.event_types()
 
 
 def reviewed_times(n: int) -> Callable[[ReferralState], bool]:
@@ -450,8 +455,8 @@ async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
     assert len(state.actions) == 8 and all(not a.open for a in state.actions)
     ids = [e["id"] for e in world.events]
     assert len(ids) == len(set(ids))
-    assert world.event_types().count("action.assigned") == 8
-    assert world.event_types().count("action.completed") == 8
+    assert world.event_types().count("mset.action.assigned") == 8
+    assert world.event_types().count("mset.action.completed") == 8
     # After the hand-over the case still takes decisions and exits normally.
     await exit_(
         handle,
