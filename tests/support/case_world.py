@@ -18,6 +18,12 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from mset_contract.events import (
+    NOTIFICATIONS_PUBLISH_ACTIVITY,
+    Published,
+    PublishedEvent,
+    PublishEvents,
+)
 from mset_contract.referral import ReferralCreate, referral_example
 from mset_contract.referral_workflow import (
     REFERRAL_TRIAGE_FACTS_ACTIVITY,
@@ -38,12 +44,6 @@ from mset_contract.temporal import (
 from mset_contract.triage import TriageInput, TriageResult
 from mset_contract.vocab import Recency, RiskLevel
 from services.triage.domain import Triage
-from mset_contract.events import (
-    NOTIFICATIONS_PUBLISH_ACTIVITY,
-    Published,
-    PublishedEvent,
-    PublishEvents,
-)
 from workflows.referral import ReferralWorkflow
 
 RULESETS = Path(__file__).resolve().parents[2] / "services" / "triage" / "rulesets"
