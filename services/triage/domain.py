@@ -49,10 +49,12 @@ class UnknownRulesetVersion(Exception):
         self.known = known
 
 
-_RECENCY = {
-    Recency.current: "current",
-    Recency.six_to_twelve_months: "6-12 months ago",
-    Recency.over_twelve_months: "over 12 months ago",
+# Keyed by value, so facts read back from the engine need no enum conversion.
+_LEVEL: dict[str, RiskLevel] = {lv.value: lv for lv in RiskLevel}
+_RECENCY: dict[str, str] = {
+    Recency.current.value: "current",
+    Recency.six_to_twelve_months.value: "6-12 months ago",
+    Recency.over_twelve_months.value: "over 12 months ago",
 }
 _URGENCY_ORDER = {Urgency.immediate: 0, Urgency.same_day: 1, Urgency.routine: 2}
 _KIND_ORDER = {k: n for n, k in enumerate(EscalationKind)}
@@ -282,7 +284,7 @@ class _Evaluation:
     def _points(self, rule_id: str, c: Points, ind: dict[str, Any]) -> None:
         self.score += c.points
         self.area_scores[ind["area"]] += c.points
-        recency = _RECENCY[Recency(ind["recency"])]
+        recency = _RECENCY[ind["recency"]]
         reason = f"{ind['kind']} indicator '{self._label(ind['code'])}' ({recency}): +{c.points}"
         self._fire(rule_id, reason, ind["code"], points=c.points)
 
@@ -296,7 +298,7 @@ class _Evaluation:
             code = fact["code"]
             reason = (
                 f"{c.description}: '{self._label(code)}' ({code}, "
-                f"{_RECENCY[Recency(fact['recency'])]}): {c.level}"
+                f"{_RECENCY[fact['recency']]}): {c.level}"
             )
             self._fire(rule_id, reason, code, level=c.level)
         elif fact["t"] == Fact.area:
@@ -327,8 +329,8 @@ class _Evaluation:
         ]
 
     def _judge(self, rule_id: str, c: Judge, fact: dict[str, Any]) -> list[dict[str, Any]]:
-        suggested, referrer = RiskLevel(fact["level"]), RiskLevel(fact["referrer"])
-        working = RiskLevel(fact[c.working_from])
+        suggested, referrer = _LEVEL[fact["level"]], _LEVEL[fact["referrer"]]
+        working = _LEVEL[fact[c.working_from]]
         rationale: bool = fact["rationale"]
         self.working = working
         self.judgement = {
@@ -488,9 +490,10 @@ class _Evaluation:
         inp, esc = self.inp, self.config.escalations
         now = inp.as_of
         checks: list[dict[str, Any]] = []
+        enabled = self.rs.enabled
 
         def add(kind: EscalationKind, at: datetime, subject: str | None = None) -> None:
-            if esc.get(kind).enabled and at > now:
+            if kind in enabled and at > now:
                 checks.append({"kind": kind, "at": at, "subject": subject})
 
         for e in inp.missing_episodes:

@@ -97,21 +97,25 @@ class Session:
         if self._state is None:
             return
         state = self._state
-        result = dre.start_action_for_state(self._handle, state)
-        if result:
-            self.fired_any = True
-        while result:
-            # The first answer is (state, message); the next ones are the message alone:
-            # '{"<rule>":{"<alias>":{<fact>},...}}'. Rule names hold no quote.
-            message: str = result[1] if isinstance(result, tuple) else result
+        first = dre.start_action_for_state(self._handle, state)
+        if not first:
+            return
+        self.fired_any = True
+        # The first answer is (state, message); the next ones are the message alone:
+        # '{"<rule>":{"<alias>":{<fact>},...}}'. Rule names hold no quote.
+        message: str | None = first[1]
+        facts = self._facts
+        while message:
             rule = message[2 : message.index('"', 2)]
-            matched = [self._facts[int(n)] for n in _FACT_ID.findall(message)]
+            matched = [facts[int(n)] for n in _FACT_ID.findall(message)]
             try:
-                self.assert_facts(on_fire(rule, matched) or [])
+                new_facts = on_fire(rule, matched)
+                if new_facts:
+                    self.assert_facts(new_facts)
             except BaseException:
                 dre.abandon_action(self._handle, state)
                 raise
-            result = dre.complete_and_start_action(self._handle, state)
+            message = dre.complete_and_start_action(self._handle, state)
 
     def fire_sentinel(self) -> None:
         """Start and complete at least one action, so the session can be deleted safely."""

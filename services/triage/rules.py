@@ -131,7 +131,11 @@ class CompiledRuleset:
     rules: dict[str, Rule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Read on every evaluation: worked out once.
         self.timers = self.config.timers()
+        self.enabled = frozenset(
+            k for k in EscalationKind if self.config.escalations.get(k).enabled
+        )
 
     def add(self, rule_id: str, stage: int, conclusion: Conclusion, *conditions: Any) -> None:
         """``conditions``: one ``m`` expression, or ``(alias, expression)`` pairs for a join."""
