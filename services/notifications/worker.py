@@ -1,0 +1,184 @@
+"""The notifications worker process: the Temporal worker (publish activity, re-escalation
+timers) and, on threads beside it, the three Kafka consumers (inbox, webhooks, e-mail) and
+the two outbox dispatchers (webhook deliveries, e-mail). One process, so ``deploy/stack.py``
+starts it as it starts every service's worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.worker import Worker
+
+from services.notifications.activities import NotificationActivities
+from services.notifications.broker import Broker
+from services.notifications.consumers import (
+    ConsumerLoop,
+    EmailHandler,
+    Handler,
+    InboxHandler,
+    WebhookHandler,
+    wait_assigned,
+)
+from services.notifications.mailer import Mailer
+from services.notifications.migrate import upgrade
+from services.notifications.reescalation import InboxReescalationWorkflow
+from services.notifications.reescalation_models import (
+    REESCALATION_WORKFLOW,
+    ReescalationInput,
+    reescalation_workflow_id,
+)
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import Store, make_engine
+from services.notifications.webhooks import WebhookDispatcher
+
+log = logging.getLogger("mset.notifications.worker")
+
+
+class TemporalTimers:
+    """Starts an item's re-escalation workflow from a consumer thread, on the worker's loop
+    (the Temporal client belongs to it)."""
+
+    def __init__(
+        self, client: Client, loop: asyncio.AbstractEventLoop, settings: NotificationsSettings
+    ) -> None:
+        self.client = client
+        self.loop = loop
+        self.s = settings
+
+    def start(self, item_id: uuid.UUID) -> None:
+        asyncio.run_coroutine_threadsafe(self._start(item_id), self.loop).result(timeout=30)
+
+    async def _start(self, item_id: uuid.UUID) -> None:
+        try:
+            await self.client.start_workflow(
+                REESCALATION_WORKFLOW,
+                ReescalationInput(item_id=item_id, after_seconds=self.s.reescalate_after_seconds),
+                id=reescalation_workflow_id(item_id),
+                task_queue=self.s.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # it ran and finished: this item's timer is done
+
+
+class NotificationsWorker:
+    """Everything the worker process runs, as one async context manager (tests use it too)."""
+
+    def __init__(
+        self,
+        settings: NotificationsSettings,
+        store: Store,
+        client: Client,
+        consumers: tuple[str, ...] = ("inbox", "webhooks", "email"),
+    ) -> None:
+        self.s = settings
+        self.store = store
+        self.client = client
+        self.stop = threading.Event()
+        self.broker = Broker(settings)
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity")
+        self.activities = NotificationActivities(self.broker, store, settings)
+        self.worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[InboxReescalationWorkflow],
+            activities=[self.activities.publish, self.activities.reescalate],
+            activity_executor=self.executor,
+        )
+        self.wanted = consumers
+        self.loops: list[ConsumerLoop] = []
+        self.webhooks = WebhookDispatcher(store, settings, self.stop)
+        self.mailer = Mailer(store, settings, self.stop)
+
+    def _handlers(self, loop: asyncio.AbstractEventLoop) -> list[Handler]:
+        timers = TemporalTimers(self.client, loop, self.s)
+        available: dict[str, Handler] = {
+            "inbox": InboxHandler(self.store, self.s, timers),
+            "webhooks": WebhookHandler(self.store),
+            "email": EmailHandler(self.store, self.s),
+        }
+        return [available[name] for name in self.wanted]
+
+    async def __aenter__(self) -> NotificationsWorker:
+        loop = asyncio.get_running_loop()
+        self.loops = [ConsumerLoop(h, self.broker, self.s, self.stop) for h in self._handlers(loop)]
+        for c in self.loops:
+            c.start()
+        self.webhooks.start()
+        self.mailer.start()
+        await self.worker.__aenter__()
+        return self
+
+    async def wait_ready(self, within_seconds: float = 30.0) -> bool:
+        """Until every consumer has joined its group and holds partitions."""
+        return await asyncio.to_thread(wait_assigned, self.loops, within_seconds)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        try:
+            await self.worker.__aexit__(exc_type, exc, tb)
+        finally:
+
+            def join() -> None:
+                for t in [c.thread for c in self.loops] + [
+                    self.webhooks.thread,
+                    self.mailer.thread,
+                ]:
+                    if t.is_alive():
+                        t.join(timeout=15)
+
+            await asyncio.to_thread(join)
+            self.broker.close()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def run(settings: NotificationsSettings) -> None:
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        upgrade(engine)
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        async with NotificationsWorker(settings, Store(engine), client):
+            log.info(
+                "notifications worker: task queue %s, topic %s on %s",
+                settings.task_queue,
+                settings.events_topic,
+                settings.broker,
+            )
+            await stopping.wait()
+            log.info("stopping")
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    asyncio.run(run(NotificationsSettings()))
+
+
+if __name__ == "__main__":
+    main()
