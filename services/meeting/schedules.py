@@ -81,7 +81,9 @@ def meeting_schedule(
     )
 
 
-def configured_schedules(settings: MeetingSettings) -> dict[str, Schedule]:
+def configured_schedules(
+    settings: MeetingSettings, task_queue: str = MEETING_TASK_QUEUE
+) -> dict[str, Schedule]:
     out: dict[str, Schedule] = {}
     for la in settings.authorities:
         for kind in SCHEDULED_KINDS:
@@ -91,6 +93,7 @@ def configured_schedules(settings: MeetingSettings) -> dict[str, Schedule]:
                 kind,
                 monthly_spec(day, hour, settings.schedule_timezone),
                 notice_days=settings.notice_days,
+                task_queue=task_queue,
             )
     return out
 
@@ -112,8 +115,10 @@ async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) 
     await client.get_schedule_handle(schedule_id).update(updater)
 
 
-async def ensure_schedules(client: Client, settings: MeetingSettings) -> list[str]:
-    schedules = configured_schedules(settings)
+async def ensure_schedules(
+    client: Client, settings: MeetingSettings, task_queue: str = MEETING_TASK_QUEUE
+) -> list[str]:
+    schedules = configured_schedules(settings, task_queue)
     for schedule_id, schedule in schedules.items():
         await upsert_schedule(client, schedule_id, schedule)
     return list(schedules)
