@@ -187,6 +187,11 @@ class ResolvedIndicator(BaseModel):
 
 class ReferralAccepted(BaseModel):
     referral_id: UUID
+    case_id: UUID = Field(
+        description="The case the tool belongs to: the referral itself for a new case or a "
+        "re-referral, or the child's open case for a reassessment."
+    )
+    kind: Literal["new_case", "reassessment", "re_referral"]
     workflow_id: str
     stage: Stage
     submitted_at: datetime

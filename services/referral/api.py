@@ -7,14 +7,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import uvicorn
-from fastapi import Body, Depends, FastAPI, Header, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -22,9 +23,17 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from mset_contract.auth import IntrospectRequest, IntrospectResult, Principal
+from mset_contract.cases import (
+    ActionProgressRequest,
+    CaseView,
+    ExitRequest,
+    MsetReviewRequest,
+    PreMsetDecisionRequest,
+)
 from mset_contract.catalogue import IndicatorCatalogue, load_catalogue
 from mset_contract.edge import (
     BodyLimit,
@@ -35,16 +44,26 @@ from mset_contract.edge import (
     install_error_handlers,
     principal_dependency,
 )
-from mset_contract.referral import (
-    ReferralAccepted,
-    ReferralCreate,
-    ReferralPublic,
-    referral_example,
+from mset_contract.referral import ReferralAccepted, ReferralCreate, referral_example
+from mset_contract.referral_workflow import (
+    QUERY_STATE,
+    REFERRAL_WORKFLOW,
+    SIGNAL_REASSESSED,
+    ActionProgressRecorded,
+    CaseExited,
+    DecisionRecorded,
+    MsetReviewRecorded,
+    ReassessedSignal,
+    ReferralState,
+    StartReferralInput,
 )
-from mset_contract.referral_workflow import REFERRAL_WORKFLOW, StartReferralInput
 from mset_contract.temporal import SA_LOCAL_AUTHORITY, SA_STAGE, WORKFLOWS_TASK_QUEUE
 from mset_contract.vocab import Stage
+from services.referral.cases import CaseDesk
 from services.referral.domain import (
+    CaseClosed,
+    CaseUnavailable,
+    DecisionRejected,
     IdempotencyKeyReused,
     NotAPartnerSystem,
     ReferralNotFound,
@@ -57,13 +76,25 @@ from services.referral.settings import ReferralSettings
 from services.referral.store import Store, make_engine
 
 log = logging.getLogger("mset.referral")
+RPC_TIMEOUT = timedelta(seconds=10)
+QUERY_TIMEOUT = timedelta(seconds=3)
+R = TypeVar("R", bound=BaseModel)
+
+
+def desk(request: Request) -> CaseDesk:
+    d: CaseDesk = request.app.state.desk
+    return d
+
 
 # Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
 current_principal = principal_dependency(lambda request: request.app.state.resolve)
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-class TemporalStarter:
+class TemporalCases:
+    """Starts, signals, asks and updates case workflows; turns Temporal's errors into the
+    referral domain's."""
+
     def __init__(self, client: Client) -> None:
         self.client = client
 
@@ -83,10 +114,43 @@ class TemporalStarter:
                         SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority),
                     ]
                 ),
-                rpc_timeout=timedelta(seconds=10),
+                rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
             return  # it ran before and finished: that workflow is this referral's
+
+    async def reassess(self, workflow_id: str, signal: ReassessedSignal) -> None:
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal(
+                SIGNAL_REASSESSED, signal, rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise CaseClosed("the case has ended") from exc
+            raise
+
+    async def state(self, workflow_id: str) -> ReferralState | None:
+        try:
+            state: ReferralState | None = await self.client.get_workflow_handle(workflow_id).query(
+                QUERY_STATE, result_type=ReferralState, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            raise CaseUnavailable("the case could not be asked just now") from exc
+        return state
+
+    async def update(self, workflow_id: str, name: str, arg: BaseModel, result: type[R]) -> R:
+        try:
+            return await self.client.get_workflow_handle(workflow_id).execute_update(
+                name, arg, result_type=result, rpc_timeout=RPC_TIMEOUT
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise DecisionRejected(reason) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise CaseClosed("the case has ended: it takes no more decisions") from exc
+            raise CaseUnavailable("the case could not be reached just now; retry") from exc
 
 
 def create_app(settings: ReferralSettings) -> FastAPI:
@@ -105,7 +169,9 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         )
         app.state.store = store
         app.state.identity = Identity(store)
-        app.state.intake = Intake(store, TemporalStarter(client))
+        cases = TemporalCases(client)
+        app.state.intake = Intake(store, cases)
+        app.state.desk = CaseDesk(app.state.intake, cases)
         yield
         engine.dispose()
 
@@ -162,15 +228,72 @@ def create_app(settings: ReferralSettings) -> FastAPI:
 
     @app.get(
         "/v1/referrals/{referral_id}",
-        response_model=ReferralPublic,
+        response_model=CaseView,
         responses={**errors, 404: {"model": ErrorBody}},
         tags=["referrals"],
     )
-    async def get_referral(
-        request: Request, caller: Caller, referral_id: uuid.UUID
-    ) -> ReferralPublic:
-        """The referral's stage and key dates."""
-        return await run_in_threadpool(request.app.state.intake.get, caller, referral_id)
+    async def get_referral(request: Request, caller: Caller, referral_id: uuid.UUID) -> CaseView:
+        """The case's stage, level, open actions and next deadline."""
+        return await desk(request).view(caller, referral_id)
+
+    case_errors: dict[int | str, dict[str, Any]] = {
+        **errors,
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+        503: {"model": ErrorBody},
+    }
+
+    @app.post(
+        "/v1/referrals/{referral_id}/pre-mset-decision",
+        response_model=DecisionRecorded,
+        responses=case_errors,
+        tags=["cases"],
+    )
+    async def pre_mset_decision(
+        request: Request, caller: Caller, referral_id: uuid.UUID, body: PreMsetDecisionRequest
+    ) -> DecisionRecorded:
+        """The Pre-MSET panel's decision (chair). The case checks it before it is recorded."""
+        return await desk(request).pre_mset(caller, referral_id, body)
+
+    @app.post(
+        "/v1/referrals/{referral_id}/mset-review",
+        response_model=MsetReviewRecorded,
+        responses=case_errors,
+        tags=["cases"],
+    )
+    async def mset_review(
+        request: Request, caller: Caller, referral_id: uuid.UUID, body: MsetReviewRequest
+    ) -> MsetReviewRecorded:
+        """The MSET group's review (chair): the agreed level and the plan's actions."""
+        return await desk(request).mset_review(caller, referral_id, body)
+
+    @app.post(
+        "/v1/referrals/{referral_id}/actions/{action_id}/progress",
+        response_model=ActionProgressRecorded,
+        responses=case_errors,
+        tags=["cases"],
+    )
+    async def action_progress(
+        request: Request,
+        caller: Caller,
+        referral_id: uuid.UUID,
+        action_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")],
+        body: ActionProgressRequest,
+    ) -> ActionProgressRecorded:
+        """Progress on an action, or its completion (the owning agency, or the coordinator)."""
+        return await desk(request).action_progress(caller, referral_id, action_id, body)
+
+    @app.post(
+        "/v1/referrals/{referral_id}/exit",
+        response_model=CaseExited,
+        responses=case_errors,
+        tags=["cases"],
+    )
+    async def exit_case(
+        request: Request, caller: Caller, referral_id: uuid.UUID, body: ExitRequest
+    ) -> CaseExited:
+        """The child leaves MSET, with a reason (chair or coordinator)."""
+        return await desk(request).exit(caller, referral_id, body)
 
     @app.get("/v1/catalogue", response_model=IndicatorCatalogue, tags=["referrals"])
     async def catalogue() -> IndicatorCatalogue:
@@ -210,6 +333,24 @@ def _install_domain_errors(app: FastAPI) -> None:
         resp.headers["Retry-After"] = "5"
         return resp
 
+    async def rejected(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(
+            422,
+            f"the case refused the decision: {exc}",
+            [FieldError(field="body", reason=str(exc))],
+        )
+
+    async def closed(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    async def case_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        resp = error_response(503, str(exc))
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    app.add_exception_handler(DecisionRejected, rejected)
+    app.add_exception_handler(CaseClosed, closed)
+    app.add_exception_handler(CaseUnavailable, case_unavailable)
     app.add_exception_handler(ReferralNotFound, not_found)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(NotAPartnerSystem, not_partner)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from mset_contract.auth import Principal
-from mset_contract.vocab import Role
+from mset_contract.vocab import Role, Stage
+
+CLOSED_STAGES = (Stage.exited.value, Stage.closed_advice_given.value)
 
 
 class ReferralError(Exception):
@@ -22,6 +24,18 @@ class WorkflowUnavailable(ReferralError):
     """Temporal could not start the referral's workflow; nothing was accepted."""
 
 
+class CaseClosed(ReferralError):
+    """The case's workflow has ended; it takes no more decisions or tools."""
+
+
+class DecisionRejected(ReferralError):
+    """The case refused a decision (its workflow's validator said why); nothing was recorded."""
+
+
+class CaseUnavailable(ReferralError):
+    """The case's workflow could not be reached just now."""
+
+
 class AgencyExists(ReferralError):
     pass
 
@@ -33,6 +47,13 @@ class AgencyNotFound(ReferralError):
 class NotAPartnerSystem(ReferralError):
     """Referrals are submitted by partner systems with an agency API key."""
 
+
+# Who may take which decision on a case. The chair decides for a panel; the coordinator may
+# also record an exit (a child moves away between panels); progress on an action is reported
+# by staff of the agency that owns it, or by the coordinator.
+DECIDING_ROLES = (Role.chair,)
+EXIT_ROLES = (Role.chair, Role.coordinator)
+PROGRESS_ROLES = (Role.coordinator, Role.chair)
 
 # Partnership roles that work across agencies' referrals (the MSET coordinator and panels).
 # Admins manage accounts and analysts see aggregates: neither reads a child's record.

@@ -4,6 +4,7 @@ server and a real database (SQLite and PostgreSQL), with the real workflow worke
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -12,11 +13,18 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mset_contract.vocab import AgencyType, Role
+from services.notifications.migrate import upgrade as notifications_upgrade
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import Store as NotificationsStore
+from services.notifications.worker import NotificationsWorker
 from services.referral.api import create_app
 from services.referral.identity import Identity
 from services.referral.migrate import upgrade
 from services.referral.settings import ReferralSettings
 from services.referral.store import Store, make_engine
+from services.referral.worker import build_worker as build_referral_worker
+from services.triage.worker import build_worker as build_triage_worker
+from tests.support.case_world import triage_engine
 from tests.support.servers import serve
 from workflows.worker import build_worker
 
@@ -56,22 +64,41 @@ def referral_settings(database_url: str, temporal_address: str, **kw: object) ->
 
 
 @pytest.fixture
-async def workflow_worker(temporal_dev: WorkflowEnvironment) -> AsyncIterator[None]:
-    """The real workflow worker on the real task queue, for the duration of a test."""
-    async with build_worker(temporal_dev.client):
-        yield
+def referral_store(database_url: str) -> Iterator[Store]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+async def case_workers(
+    temporal_dev: WorkflowEnvironment, referral_store: Store, broker: str, database_url: str
+) -> AsyncIterator[None]:
+    """Every worker a case needs, real: the workflow worker, the referral service's record
+    keeping, the triage rules, and the notifications publisher on the real broker."""
+    client = temporal_dev.client
+    n_settings = NotificationsSettings.model_validate(
+        {"environment": "test", "database_url": database_url, "broker": broker}
+    )
+    n_engine = make_engine(database_url)
+    notifications_upgrade(n_engine)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with (
+            build_worker(client),
+            build_referral_worker(client, referral_store, executor),
+            build_triage_worker(client, triage_engine()),
+            NotificationsWorker(n_settings, NotificationsStore(n_engine), client, consumers=()),
+        ):
+            yield
+    n_engine.dispose()
 
 
 @pytest.fixture
 def intake(
-    database_url: str, temporal_dev: WorkflowEnvironment, workflow_worker: None
+    database_url: str, temporal_dev: WorkflowEnvironment, referral_store: Store, case_workers: None
 ) -> Iterator[Intake]:
-    settings = referral_settings(
-        database_url, temporal_dev.client.service_client.config.target_host
-    )
-    engine = make_engine(database_url)
-    upgrade(engine)
-    store = Store(engine)
+    address = temporal_dev.client.service_client.config.target_host
+    settings = referral_settings(database_url, address)
     with serve(create_app(settings)) as url:
-        yield Intake(url, store, Identity(store), temporal_dev.client, settings)
-    engine.dispose()
+        yield Intake(url, referral_store, Identity(referral_store), temporal_dev.client, settings)

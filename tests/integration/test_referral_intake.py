@@ -35,6 +35,18 @@ def tool(**overrides: Any) -> dict[str, Any]:
     return t
 
 
+async def wait_for_stage(http: httpx.AsyncClient, referral_id: str, stage: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for _ in range(100):
+        resp = await http.get(f"/v1/referrals/{referral_id}")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        if body["stage"] == stage:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never reached {stage}: {body}")
+
+
 async def workflows_in(intake: Intake, local_authority: str) -> list[str]:
     # Visibility is eventually consistent: wait briefly for it to catch up.
     ids: list[str] = []
@@ -73,19 +85,17 @@ async def test_submission_is_accepted_and_its_workflow_runs(intake: Intake) -> N
         assert resp.status_code == 202, resp.text
         accepted = resp.json()
         assert accepted["stage"] == "submitted" and accepted["duplicate"] is False
+        assert accepted["kind"] == "new_case" and accepted["case_id"] == accepted["referral_id"]
 
         handle = intake.client.get_workflow_handle(accepted["workflow_id"])
         desc = await handle.describe()
         assert desc.status == WorkflowExecutionStatus.RUNNING
-        state = await handle.query("state")
-        assert state["referral_id"] == accepted["referral_id"]
-        assert state["stage"] == "submitted"
 
-        got = await http.get(f"/v1/referrals/{accepted['referral_id']}")
-        assert got.status_code == 200
-        assert got.json()["stage"] == "submitted"
-        assert got.json()["partner_reference"] == body["partner_reference"]
-        assert got.json()["referrer_level"] == "medium"
+        got = await wait_for_stage(http, accepted["referral_id"], "awaiting_pre_mset")
+        assert got["partner_reference"] == body["partner_reference"]
+        assert got["referrer_level"] == "medium"
+        assert got["suggested_level"] in {"low", "medium", "high"}
+        assert got["live"] is True
     assert await workflows_in(intake, body["child"]["local_authority"]) == [accepted["workflow_id"]]
 
 
