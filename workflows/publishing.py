@@ -163,7 +163,7 @@ class EventOutbox:
             batch, self._queue = self._queue[:100], self._queue[100:]
             await workflow.execute_activity(
                 ev.NOTIFICATIONS_PUBLISH_ACTIVITY,
-                ev.PublishEvents(events=batch),  # type: ignore[arg-type]
+                ev.PublishEvents(events=batch),
                 task_queue=NOTIFICATIONS_TASK_QUEUE,
                 result_type=ev.Published,
                 start_to_close_timeout=ev.PUBLISH_START_TO_CLOSE,
