@@ -1,0 +1,1 @@
+"""Benchmarks, one package per service."""

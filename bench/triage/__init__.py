@@ -1,0 +1,1 @@
+"""Triage benchmark: ``python -m bench.triage.run``."""
