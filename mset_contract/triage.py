@@ -214,6 +214,18 @@ class TriageInput(_In):
             raise ValueError(f"unknown catalogue version; known: {', '.join(available_versions())}")
         return v
 
+    @field_validator("missing_episodes", "actions")
+    @classmethod
+    def _refs_unique(cls, v: list[Any]) -> list[Any]:
+        # Escalations name their episode or action by ref: two with one ref would be one.
+        seen: set[str] = set()
+        for n, item in enumerate(v):
+            ref = item.episode_ref if isinstance(item, MissingEpisodeFact) else item.action_ref
+            if ref in seen:
+                raise ValueError(f"item {n}: ref {ref!r} appears more than once")
+            seen.add(ref)
+        return v
+
     @field_validator("indicators")
     @classmethod
     def _indicators_match_catalogue(

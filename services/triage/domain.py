@@ -442,7 +442,10 @@ class _Evaluation:
                 f"turns 18 in {fact['days_until_18']} days: plan the transition to adult services"
             )
         elif kind is EscalationKind.high_risk:
-            reason = f"the case proceeds at {fact['level']} risk: tell the manager and chair now"
+            reason = (
+                f"the case proceeds at {fact['level']} risk: an elevated risk needs an "
+                "elevated response now, not at the next panel"
+            )
         else:  # judgement_review
             reason = "the referrer's level is below the suggestion and no rationale was recorded"
 

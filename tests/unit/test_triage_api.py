@@ -181,6 +181,11 @@ BAD_INPUT = [
         _with(actions=[{"action_ref": "A1", "owner_agency_id": "x", "due_at": "2026-11-20Z"}]),
         "actions.0.owner_agency_id",
     ),
+    (
+        "episode twice",
+        _with(missing_episodes=[triage_input_example()["missing_episodes"][0]] * 2),
+        "missing_episodes",
+    ),
     ("unknown rules version", _with(ruleset_version="9"), "ruleset_version"),
 ]
 
