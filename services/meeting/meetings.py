@@ -689,7 +689,6 @@ class Meetings:
     ) -> AttendanceReport:
         """Attendance by agency at the authority's meetings held in [since, until)."""
         require(principal, Permission.attendance_report)
-        until = min(until, self.clock())
         with self.store.session() as s:
             meeting_ids = list(
                 s.scalars(
@@ -778,7 +777,7 @@ def _items(s: Session, meeting_id: uuid.UUID) -> list[AgendaItemPublic]:
                 select(LmapsReferral.id, LmapsReferral.reason).where(
                     LmapsReferral.id.in_(lmaps_ids)
                 )
-            ).tuples()
+            ).all()
         )
         if lmaps_ids
         else {}
@@ -810,7 +809,7 @@ def _item_counts(s: Session, meeting_ids: list[uuid.UUID]) -> dict[uuid.UUID, tu
         )
         .where(AgendaItem.meeting_id.in_(meeting_ids))
         .group_by(AgendaItem.meeting_id)
-    ).tuples()
+    ).all()
     return {mid: (int(n), int(d)) for mid, n, d in rows}
 
 

@@ -321,9 +321,7 @@ def test_panel_members_see_the_facts_without_the_free_text() -> None:
     assert "Two sessions" not in item.model_dump_json()
 
 
-@pytest.mark.parametrize(
-    "role", [Role.provider, Role.manager, Role.analyst, Role.admin]
-)
+@pytest.mark.parametrize("role", [Role.provider, Role.manager, Role.analyst, Role.admin])
 def test_other_roles_get_no_agenda(role: Role) -> None:
     with pytest.raises(NotAllowed):
         item_for(role, _full_item())

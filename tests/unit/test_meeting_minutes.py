@@ -178,7 +178,9 @@ def test_pdf_minutes_carry_the_same_content() -> None:
 def test_pdf_export_survives_text_outside_latin_1() -> None:
     its = items()
     assert its[0].decision is not None
-    odd = its[0].decision.model_copy(update={"rationale": "Agreed \u2014 \u2705 see \u201cnote\u201d"})
+    odd = its[0].decision.model_copy(
+        update={"rationale": "Agreed \u2014 \u2705 see \u201cnote\u201d"}
+    )
     its[0] = its[0].model_copy(update={"decision": odd})
     pdf = to_pdf(minutes_blocks(meeting(), its, role=Role.chair, generated_at=NOW), "M")
     assert 'Agreed - ? see "note"' in _pdf_text(pdf)
