@@ -53,8 +53,8 @@ _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 # Which facts a rule fired on: the engine answers with the rule's name and the matched facts
 # as JSON. The session already holds those facts by id, so reading the ids is enough, and
-# three times cheaper than decoding the whole answer (fact values are codes and numbers: the
-# JSON encoder escapes any quote, so '"id":' can only be the id key).
+# three times cheaper than decoding the whole answer. In JSON only a key is followed by a
+# colon, and quotes inside strings are escaped, so '"id":' is always a fact's id key.
 _FACT_ID = re.compile(r'"id":(\d+)')
 
 Fired = Callable[[str, list[dict[str, Any]]], list[dict[str, Any]] | None]
