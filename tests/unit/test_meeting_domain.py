@@ -290,7 +290,7 @@ def _full_item() -> AgendaItemPublic:
         case=entry.case,
         decision=ItemDecisionPublic(
             item_id=item_id,
-            kind="mset_review",  # type: ignore[arg-type]
+            kind="mset_review",
             decided_at=NOW,
             decided_by=CHAIR,
             decided_by_name="DI Okafor",

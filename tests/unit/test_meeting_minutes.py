@@ -71,7 +71,7 @@ def items() -> list[AgendaItemPublic]:
     decided_id = uuid.uuid4()
     decision = ItemDecisionPublic(
         item_id=decided_id,
-        kind="mset_review",  # type: ignore[arg-type]
+        kind="mset_review",
         decided_at=NOW,
         decided_by=uuid.uuid4(),
         decided_by_name="DI Sam Okafor",

@@ -45,7 +45,6 @@ async def test_a_firing_calls_one_meeting_held_after_the_notice_period(
             MeetingCycleInput(local_authority="northshire", kind=MeetingKind.mset, notice_days=5),
             id=f"meeting-cycle-northshire-mset-{uuid.uuid4().hex[:6]}",
             task_queue=task_queue,
-            result_type=MeetingCycleResult,
         )
 
     assert result == MeetingCycleResult(meeting_id=meeting_id, items=3, created=True)
