@@ -9,6 +9,7 @@ the suggested level, the judgement, the recommendation and every escalation.
 from __future__ import annotations
 
 import functools
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,6 +66,9 @@ def _labels(catalogue_version: str) -> dict[str, str]:
     # Cached by version string: looking a catalogue up by the (frozen, hashed) model itself
     # costs more than the rest of an evaluation.
     return {i.code: i.label for i in load_catalogue(catalogue_version).indicator}
+
+
+_first = operator.itemgetter(0)
 
 
 def _escalation_order(e: dict[str, Any]) -> tuple[int, int, str]:
@@ -168,7 +172,7 @@ class _Evaluation:
         self.actions = {a.action_ref: a for a in inp.actions}
         # The result is assembled as plain data and validated once, in one pass: building
         # dozens of small models one by one costs more than the rules themselves.
-        self.fired: list[tuple[tuple[int, int], str, dict[str, Any]]] = []
+        self.fired: list[tuple[tuple[int, int, str, str], dict[str, Any]]] = []
         self.area_scores: dict[str, int] = defaultdict(int)
         self.score = 0
         self.level_ranks: list[int] = []
@@ -252,14 +256,11 @@ class _Evaluation:
     # --- conclusions ---------------------------------------------------------------------
 
     def _fire(self, rule_id: str, reason: str, subject: str | None = None, **extra: Any) -> None:
-        rule = self.rs.rules[rule_id]
-        self.fired.append(
-            (
-                rule.position,
-                subject or "",
-                {"rule": rule_id, "reason": reason, "subject": subject, **extra},
-            )
-        )
+        group, order = self.rs.rules[rule_id].position
+        # Listed in reading order, then by subject and reason: the same whatever order the
+        # engine fired them in, so the same input always reads the same.
+        key = (group, order, subject or "", reason)
+        self.fired.append((key, {"rule": rule_id, "reason": reason, "subject": subject, **extra}))
 
     def _label(self, code: str) -> str:
         return self.labels.get(code, code)
@@ -530,7 +531,7 @@ class _Evaluation:
                 e["subject"] or "",
             ),
         )
-        fired = [f for _, _, f in sorted(self.fired, key=lambda x: (x[0], x[1], x[2]["reason"]))]
+        fired = [f for _, f in sorted(self.fired, key=_first)]
         return TriageResult.model_validate(
             {
                 "ruleset_version": version,
