@@ -264,16 +264,6 @@ class MeetingCreate(_In):
         return v
 
 
-class Attendee(_In):
-    person_name: ShortText = Field(description="The professional attending (staff, not a child).")
-    agency_name: ShortText
-    agency_id: UUID | None = Field(
-        default=None, description="When given, the minutes name this agency's actions."
-    )
-    capacity: Capacity = Capacity.member
-    present: bool = Field(default=True, description="False records apologies.")
-
-
 def attendance_example() -> dict[str, Any]:
     return {
         "attendees": [
@@ -294,6 +284,22 @@ def attendance_example() -> dict[str, Any]:
             },
         ]
     }
+
+
+class Attendee(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [attendance_example()["attendees"][0]]},
+    )
+
+    person_name: ShortText = Field(description="The professional attending (staff, not a child).")
+    agency_name: ShortText
+    agency_id: UUID | None = Field(
+        default=None, description="When given, the minutes name this agency's actions."
+    )
+    capacity: Capacity = Capacity.member
+    present: bool = Field(default=True, description="False records apologies.")
 
 
 class AttendanceUpdate(_In):
@@ -349,18 +355,6 @@ class MeetingPage(_Out):
 # --- decisions -----------------------------------------------------------------------------
 
 
-class ActionCreate(_In):
-    owner_agency_id: UUID
-    due_at: AwareDatetime
-    aim: ActionAim = Field(description="Remove, avoid or reduce the risk.")
-    target: ActionTarget = Field(description="Aimed at the victim, perpetrators or locations.")
-    description: FreeText
-
-
-class LmapsReferralCreate(_In):
-    reason: FreeText = Field(description="Why an extraordinary LMAPS meeting should consider it.")
-
-
 def pre_mset_decision_example() -> dict[str, Any]:
     return {
         "kind": "pre_mset",
@@ -393,6 +387,30 @@ def mset_review_example() -> dict[str, Any]:
         ],
         "raise_lmaps": {"reason": "Offender disruption needed for two linked adults."},
     }
+
+
+class ActionCreate(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [mset_review_example()["actions"][0]]},
+    )
+
+    owner_agency_id: UUID
+    due_at: AwareDatetime
+    aim: ActionAim = Field(description="Remove, avoid or reduce the risk.")
+    target: ActionTarget = Field(description="Aimed at the victim, perpetrators or locations.")
+    description: FreeText
+
+
+class LmapsReferralCreate(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [mset_review_example()["raise_lmaps"]]},
+    )
+
+    reason: FreeText = Field(description="Why an extraordinary LMAPS meeting should consider it.")
 
 
 class PreMsetDecisionCreate(_In):

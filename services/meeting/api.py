@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +27,7 @@ from mset_contract.edge import (
     RequireJson,
     Resolver,
     error_response,
+    field_errors,
     install_error_handlers,
     principal_dependency,
 )
@@ -36,6 +38,7 @@ from mset_contract.meeting import (
     AttendanceReport,
     AttendanceUpdate,
     DecisionCreate,
+    DecisionKind,
     ItemDecisionPublic,
     MeetingCreate,
     MeetingPage,
@@ -375,6 +378,9 @@ def create_app(
     return app
 
 
+_TAGS = {k.value for k in DecisionKind}
+
+
 def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
@@ -415,6 +421,19 @@ def _install_domain_errors(app: FastAPI) -> None:
         resp.headers["Retry-After"] = "5"
         return resp
 
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        # A decision is a union tagged by its "kind": pydantic names the tag in each error's
+        # location ("pre_mset.outcome"); the caller wrote "outcome", so that is the field.
+        assert isinstance(exc, RequestValidationError)
+        untagged = [
+            {**e, "loc": [p for n, p in enumerate(e["loc"]) if not (n == 1 and p in _TAGS)]}
+            for e in exc.errors()
+        ]
+        errors = field_errors(untagged)
+        detail = "the request is not valid: " + "; ".join(f"{e.field}: {e.reason}" for e in errors)
+        return error_response(422, detail, errors)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NotAllowed, forbidden)
     app.add_exception_handler(MeetingNotFound, not_found)
     app.add_exception_handler(ItemNotFound, not_found)

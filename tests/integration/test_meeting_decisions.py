@@ -166,6 +166,25 @@ async def test_decisions_flow_to_the_case_and_the_plan_becomes_timers(panel: Pan
     [lmaps_item] = lmaps["items"]
     assert lmaps_item["reasons"] == ["lmaps_referral"]
     assert lmaps_item["lmaps_reason"] == "Offender disruption for two linked adults"
+    disruption = action(police, 5, "Disruption visit to the linked adults", aim="remove")
+    async with panel.http("chair") as http:
+        resp = await http.post(
+            decision_url(lmaps["meeting_id"], lmaps_item["item_id"]),
+            json={"kind": "mset_review", "level": "high", "actions": [disruption]},
+        )
+    assert resp.status_code == 200, resp.text
+    state = await state_of(case)
+    assert [a.description for a in state.actions if a.open][-1] == disruption["description"]
+    async with panel.http("coordinator") as http:
+        resp = await http.post(
+            "/v1/meetings",
+            json={
+                "kind": "lmaps",
+                "local_authority": panel.local_authority,
+                "held_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+            },
+        )
+    assert resp.status_code == 201 and resp.json()["items"] == 0  # considered already
 
     # The partnership's attendance report counts agencies, not people.
     async with panel.http("analyst") as http:
