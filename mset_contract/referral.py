@@ -6,11 +6,12 @@ Schema ladder (CONVENTIONS.md): ``ReferralCreate`` in, ``ReferralAccepted`` and
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -37,6 +38,7 @@ from mset_contract.vocab import (
     LawfulBasis,
     LegalStatus,
     Recency,
+    RhiOutcome,
     RiskLevel,
     Stage,
 )
@@ -74,6 +76,10 @@ class Child(_Strict):
     @field_validator("date_of_birth")
     @classmethod
     def _a_child_born_already(cls, v: date, info: ValidationInfo) -> date:
+        return cls.check_child_dob(v, info)
+
+    @staticmethod
+    def check_child_dob(v: date, info: ValidationInfo) -> date:
         if info.context and info.context.get("stored"):
             return v  # checked when accepted; re-reading a stored tool must not re-judge age
         today = today_uk()
@@ -262,3 +268,93 @@ def referral_example(today: date | None = None) -> dict[str, Any]:
             "explain, and contact with an older male who supplies alcohol.",
         },
     }
+
+
+class MissingChild(_Strict):
+    agency_child_ref: PartnerRef = Field(
+        description="The reporting agency's own identifier for the child (not a name)."
+    )
+    date_of_birth: date
+    local_authority: LocalAuthorityCode = Field(description="Authority responsible for the child.")
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _a_child(cls, v: date, info: ValidationInfo) -> date:
+        return Child.check_child_dob(v, info)
+
+
+class MissingReportCreate(_Strict):
+    """Police report a child missing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "partner_reference": "MFH-2026-1390",
+                    "child": {
+                        "agency_child_ref": "NP-PERSON-55120",
+                        "date_of_birth": "2012-03-14",
+                        "local_authority": "northshire",
+                    },
+                    "case_referral_id": None,
+                    "reported_at": "2026-11-13T21:05:00+00:00",
+                    "circumstances": "Left the children's home after an argument; phone off.",
+                }
+            ]
+        },
+    )
+
+    partner_reference: PartnerRef = Field(description="The police incident or MFH reference.")
+    child: MissingChild
+    case_referral_id: UUID | None = Field(
+        default=None, description="The child's MSET referral id, when the reporter knows it."
+    )
+    reported_at: AwareDatetime
+    circumstances: FreeText | None = Field(
+        default=None, description="Kept by the referral service only; never published."
+    )
+
+    @field_validator("reported_at")
+    @classmethod
+    def _not_in_future(cls, v: datetime) -> datetime:
+        if v > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("reported_at is in the future")
+        return v
+
+
+class ReturnCreate(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"returned_at": "2026-11-14T08:30:00+00:00", "located_in_authority": "eastmoor"}
+            ]
+        },
+    )
+
+    returned_at: AwareDatetime
+    located_in_authority: LocalAuthorityCode | None = Field(
+        default=None, description="Where the child was found, if in another authority."
+    )
+
+
+class RhiOutcomeCreate(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"outcome": "completed", "offered_at": "2026-11-15T10:00:00+00:00"}]
+        },
+    )
+
+    outcome: RhiOutcome
+    offered_at: AwareDatetime | None = None
+    reason_not_offered: FreeText | None = None
+
+
+class MissingEpisodeAccepted(BaseModel):
+    episode_id: UUID
+    workflow_id: str
+    case_referral_id: UUID | None
+    duplicate: bool

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from mset_contract.referral import ResolvedIndicator
-from mset_contract.triage import Escalation, EscalationKind, TriageResult
+from mset_contract.triage import Escalation, TriageResult
 from mset_contract.types import FreeText, LocalAuthorityCode
 from mset_contract.vocab import (
     ActionAim,
@@ -346,6 +346,40 @@ class EpisodeStatus(StrEnum):
     closed = "closed"
 
 
+UPDATE_RECORD_RETURN = "record_return"
+UPDATE_RECORD_RHI = "record_rhi_outcome"
+REFERRAL_EPISODE_FACTS_ACTIVITY = "referral.episode_facts"
+
+
+def missing_episode_workflow_id(episode_id: object) -> str:
+    return f"missing-{episode_id}"
+
+
+class EpisodeFactsInput(_Model):
+    episode_id: UUID
+    as_of: datetime
+
+
+class EpisodeFacts(_Model):
+    """What the rules need about a missing child, without personal data: age, and the
+    child's other recent episodes (report times only) for the repeat-missing rule."""
+
+    local_authority: LocalAuthorityCode
+    age_years: int
+    days_until_18: int
+    other_episodes: list[MissingEpisodeSummary] = Field(default_factory=list)
+
+
+class ReturnRecorded(_Model):
+    status: EpisodeStatus
+    rhi_due_at: datetime
+
+
+class RhiRecorded(_Model):
+    status: EpisodeStatus
+    outcome: RhiOutcome
+
+
 class StartMissingEpisodeInput(_Model):
     episode_id: UUID
     reporting_agency_id: UUID
@@ -384,7 +418,9 @@ class MissingEpisodeState(_Model):
     rhi_offered_at: datetime | None = None
     rhi_outcome: RhiOutcome | None = None
     rhi_deadline_breached: bool = False
-    escalations: list[EscalationKind] = Field(default_factory=list)
+    reporting_agency_id: UUID
+    escalations_sent: list[str] = Field(default_factory=list)
+    events_emitted: int = 0
 
 
 def escalation_key(e: Escalation) -> str:

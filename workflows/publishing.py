@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from mset_contract.referral_workflow import (
         CaseAction,
         ExitRecord,
+        MissingEpisodeState,
         MsetReviewRecord,
         PreMsetDecisionRecord,
         ReferralState,
@@ -46,8 +47,11 @@ def as_uuid(value: str) -> uuid.UUID:
 
 
 class EventOutbox:
-    def __init__(self, state: Callable[[], ReferralState | None]) -> None:
-        self._state = state
+    """``envelope()`` numbers the next event (a counter kept in the workflow's state, so it
+    survives continue-as-new) and returns its id step and the fields every event shares."""
+
+    def __init__(self, envelope: Callable[[], tuple[str, str, dict[str, Any]]]) -> None:
+        self._envelope = envelope
         self._queue: list[ev.MsetEvent] = []
         self._pump: asyncio.Task[None] | None = None
 
@@ -139,20 +143,66 @@ class EventOutbox:
     def case_exited(self, s: ReferralState, e: ExitRecord) -> None:
         self._add(s, ev.CaseExited, exit_reason=e.reason, exited_at=e.exited_at)
 
+    # --- missing episodes ----------------------------------------------------------------------
+
+    def episode_reported(self, e: MissingEpisodeState) -> None:
+        self._add(e, ev.MissingEpisodeReported, episode_id=e.episode_id, reported_at=e.reported_at)
+
+    def episode_returned(self, e: MissingEpisodeState) -> None:
+        assert e.returned_at is not None and e.rhi_due_at is not None
+        self._add(
+            e,
+            ev.MissingEpisodeReturned,
+            episode_id=e.episode_id,
+            returned_at=e.returned_at,
+            rhi_due_at=e.rhi_due_at,
+            located_in_authority=e.located_in_authority,
+        )
+
+    def rhi_deadline_breached(self, e: MissingEpisodeState) -> None:
+        assert e.returned_at is not None and e.rhi_due_at is not None
+        self._add(
+            e,
+            ev.RhiDeadlineBreached,
+            episode_id=e.episode_id,
+            returned_at=e.returned_at,
+            rhi_due_at=e.rhi_due_at,
+        )
+
+    def rhi_recorded(self, e: MissingEpisodeState) -> None:
+        assert e.rhi_outcome is not None
+        self._add(
+            e,
+            ev.ReturnHomeInterviewRecorded,
+            episode_id=e.episode_id,
+            outcome=e.rhi_outcome,
+            offered_at=e.rhi_offered_at,
+        )
+
+    def episode_escalated(self, e: MissingEpisodeState, esc: Escalation, r: TriageResult) -> None:
+        self._add(
+            e,
+            ev.ReferralEscalated,
+            kind=esc.kind,
+            urgency=esc.urgency,
+            notify=[
+                ev.EscalationTargetRef(role=t.role, agency=t.agency, agency_ref=t.agency_ref)
+                for t in esc.notify
+            ],
+            rule=esc.rule,
+            ruleset_version=r.ruleset_version,
+            fired_rules=sorted({f.rule for f in r.fired}),
+            about=esc.subject,
+            due_at=esc.due_at,
+            deadline=esc.deadline,
+        )
+
     # --- delivery ----------------------------------------------------------------------------
 
-    def _add(self, s: ReferralState, model: type[ev.MsetEvent], **fields: Any) -> None:
-        s.events_emitted += 1
+    def _add(self, _s: object, model: type[ev.MsetEvent], **fields: Any) -> None:
+        workflow_id, step, common = self._envelope()
         self._queue.append(
-            model(
-                id=ev.event_id(referral_workflow_id(s.referral_id), str(s.events_emitted)),
-                source=ev.SOURCE_REFERRAL_WORKFLOW,
-                time=workflow.now(),
-                subject=s.referral_id,
-                referrer_agency_id=s.agency_id,
-                local_authority=s.local_authority,
-                **fields,
-            )
+            model(id=ev.event_id(workflow_id, step), time=workflow.now(), **common, **fields)
         )
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._publish_all())
@@ -183,3 +233,24 @@ def _action_fields(a: CaseAction) -> dict[str, Any]:
         "owner_agency_id": a.owner_agency_id,
         "due_at": a.due_at,
     }
+
+
+def referral_envelope(
+    state: Callable[[], ReferralState | None],
+) -> Callable[[], tuple[str, str, dict[str, Any]]]:
+    def envelope() -> tuple[str, str, dict[str, Any]]:
+        s = state()
+        assert s is not None
+        s.events_emitted += 1
+        return (
+            referral_workflow_id(s.referral_id),
+            str(s.events_emitted),
+            {
+                "source": ev.SOURCE_REFERRAL_WORKFLOW,
+                "subject": s.referral_id,
+                "referrer_agency_id": s.agency_id,
+                "local_authority": s.local_authority,
+            },
+        )
+
+    return envelope

@@ -78,7 +78,7 @@ with workflow.unsafe.imports_passed_through():
         TriageResult,
     )
     from mset_contract.vocab import ExitReason, PreMsetOutcome, RiskLevel, Stage
-    from workflows.publishing import EventOutbox
+    from workflows.publishing import EventOutbox, referral_envelope
 
 CLOSED = (Stage.exited, Stage.closed_advice_given)
 REVIEW_INTERVAL = timedelta(days=30)  # "cases are re-reviewed monthly" (DESIGN.md §1)
@@ -114,7 +114,7 @@ class ReferralWorkflow:
         self._last: TriageResult | None = None
         self._lock = asyncio.Lock()
         self._followers: dict[str, asyncio.Task[None]] = {}
-        self._outbox = EventOutbox(lambda: self.s)
+        self._outbox = EventOutbox(referral_envelope(lambda: self.s))
 
     # --- the run ---------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from mset_contract.temporal import WORKFLOWS_TASK_QUEUE
+from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
-ALL_WORKFLOWS = [ReferralWorkflow]
+ALL_WORKFLOWS = [ReferralWorkflow, MissingEpisodeWorkflow]
 
 
 class WorkflowWorkerSettings(BaseSettings):

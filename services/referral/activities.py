@@ -11,9 +11,13 @@ from sqlalchemy import update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from mset_contract.referral import ReferralCreate
+from mset_contract.referral import MissingReportCreate, ReferralCreate
 from mset_contract.referral_workflow import (
+    REFERRAL_EPISODE_FACTS_ACTIVITY,
     REFERRAL_TRIAGE_FACTS_ACTIVITY,
+    EpisodeFacts,
+    EpisodeFactsInput,
+    MissingEpisodeSummary,
     RecordStageInput,
     RecordStageResult,
     TriageFacts,
@@ -21,7 +25,7 @@ from mset_contract.referral_workflow import (
 )
 from mset_contract.temporal import REFERRAL_RECORD_STAGE_ACTIVITY
 from mset_contract.types import age_on, birthday, today_uk
-from services.referral.store import Referral, Store
+from services.referral.store import MissingEpisode, Referral, Store
 
 
 class ReferralActivities:
@@ -52,6 +56,31 @@ class ReferralActivities:
             indicators=tool.resolved_indicators(),
             exploitation_types=tool.exploitation_types,
             assessed_at=assessed_at,
+        )
+
+    @activity.defn(name=REFERRAL_EPISODE_FACTS_ACTIVITY)
+    def episode_facts(self, inp: EpisodeFactsInput) -> EpisodeFacts:
+        with self.store.session() as s:
+            row = s.get(MissingEpisode, inp.episode_id)
+            if row is None:
+                raise ApplicationError(
+                    f"no missing episode {inp.episode_id}", type="NotFound", non_retryable=True
+                )
+            report = MissingReportCreate.model_validate(row.report, context={"stored": True})
+            others = [
+                MissingEpisodeSummary(episode_id=o.id, reported_at=o.reported_at)
+                for o in self.store.child_episodes(
+                    s, row.agency_id, row.agency_child_ref, row.local_authority
+                )
+                if o.id != row.id
+            ]
+        on = today_uk(inp.as_of)
+        dob = report.child.date_of_birth
+        return EpisodeFacts(
+            local_authority=row.local_authority,
+            age_years=age_on(dob, on),
+            days_until_18=(birthday(dob, 18) - on).days,
+            other_episodes=others,
         )
 
     @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)

@@ -44,17 +44,32 @@ from mset_contract.edge import (
     install_error_handlers,
     principal_dependency,
 )
-from mset_contract.referral import ReferralAccepted, ReferralCreate, referral_example
+from mset_contract.referral import (
+    MissingEpisodeAccepted,
+    MissingReportCreate,
+    ReferralAccepted,
+    ReferralCreate,
+    ReturnCreate,
+    RhiOutcomeCreate,
+    referral_example,
+)
 from mset_contract.referral_workflow import (
+    MISSING_EPISODE_WORKFLOW,
     QUERY_STATE,
     REFERRAL_WORKFLOW,
     SIGNAL_REASSESSED,
     ActionProgressRecorded,
     CaseExited,
     DecisionRecorded,
+    MissingEpisodeState,
     MsetReviewRecorded,
     ReassessedSignal,
     ReferralState,
+    ReturnInput,
+    ReturnRecorded,
+    RhiOutcomeInput,
+    RhiRecorded,
+    StartMissingEpisodeInput,
     StartReferralInput,
 )
 from mset_contract.temporal import SA_LOCAL_AUTHORITY, SA_STAGE, WORKFLOWS_TASK_QUEUE
@@ -67,11 +82,13 @@ from services.referral.domain import (
     IdempotencyKeyReused,
     NotAPartnerSystem,
     ReferralNotFound,
+    UnknownCase,
     WorkflowUnavailable,
 )
 from services.referral.identity import Identity
 from services.referral.intake import Intake
 from services.referral.migrate import upgrade
+from services.referral.missing import MissingDesk
 from services.referral.settings import ReferralSettings
 from services.referral.store import Store, make_engine
 
@@ -84,6 +101,11 @@ R = TypeVar("R", bound=BaseModel)
 def desk(request: Request) -> CaseDesk:
     d: CaseDesk = request.app.state.desk
     return d
+
+
+def missing(request: Request) -> MissingDesk:
+    m: MissingDesk = request.app.state.missing
+    return m
 
 
 # Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
@@ -138,6 +160,37 @@ class TemporalCases:
             raise CaseUnavailable("the case could not be asked just now") from exc
         return state
 
+    async def start_episode(self, workflow_id: str, inp: StartMissingEpisodeInput) -> None:
+        try:
+            await self.client.start_workflow(
+                MISSING_EPISODE_WORKFLOW,
+                inp,
+                id=workflow_id,
+                task_queue=WORKFLOWS_TASK_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority)]
+                ),
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            return
+
+    async def episode_update(
+        self, workflow_id: str, name: str, arg: ReturnInput | RhiOutcomeInput, result: type
+    ) -> object:
+        return await self.update(workflow_id, name, arg, result)
+
+    async def episode_state(self, workflow_id: str) -> MissingEpisodeState | None:
+        try:
+            state: MissingEpisodeState | None = await self.client.get_workflow_handle(
+                workflow_id
+            ).query(QUERY_STATE, result_type=MissingEpisodeState, rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            raise CaseUnavailable("the episode could not be asked just now") from exc
+        return state
+
     async def update(self, workflow_id: str, name: str, arg: BaseModel, result: type[R]) -> R:
         try:
             return await self.client.get_workflow_handle(workflow_id).execute_update(
@@ -172,6 +225,7 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         cases = TemporalCases(client)
         app.state.intake = Intake(store, cases)
         app.state.desk = CaseDesk(app.state.intake, cases)
+        app.state.missing = MissingDesk(store, cases)
         yield
         engine.dispose()
 
@@ -194,6 +248,13 @@ def create_app(settings: ReferralSettings) -> FastAPI:
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorBody},
         422: {"model": ErrorBody},
+    }
+
+    case_errors: dict[int | str, dict[str, Any]] = {
+        **errors,
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+        503: {"model": ErrorBody},
     }
 
     @app.get("/healthz", tags=["ops"])
@@ -235,13 +296,6 @@ def create_app(settings: ReferralSettings) -> FastAPI:
     async def get_referral(request: Request, caller: Caller, referral_id: uuid.UUID) -> CaseView:
         """The case's stage, level, open actions and next deadline."""
         return await desk(request).view(caller, referral_id)
-
-    case_errors: dict[int | str, dict[str, Any]] = {
-        **errors,
-        404: {"model": ErrorBody},
-        409: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    }
 
     @app.post(
         "/v1/referrals/{referral_id}/pre-mset-decision",
@@ -295,6 +349,60 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         """The child leaves MSET, with a reason (chair or coordinator)."""
         return await desk(request).exit(caller, referral_id, body)
 
+    @app.post(
+        "/v1/missing-episodes",
+        status_code=202,
+        response_model=MissingEpisodeAccepted,
+        responses={**errors, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        tags=["missing episodes"],
+    )
+    async def report_missing(
+        request: Request,
+        caller: Caller,
+        body: MissingReportCreate,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+        ] = None,
+    ) -> MissingEpisodeAccepted:
+        """Police report a child missing. Retries are safe (Idempotency-Key or reference)."""
+        return await missing(request).report(caller, body, idempotency_key)
+
+    @app.post(
+        "/v1/missing-episodes/{episode_id}/return",
+        response_model=ReturnRecorded,
+        responses=case_errors,
+        tags=["missing episodes"],
+    )
+    async def record_return(
+        request: Request, caller: Caller, episode_id: uuid.UUID, body: ReturnCreate
+    ) -> ReturnRecorded:
+        """The child returned: the Return Home Interview clock starts (reporting agency)."""
+        return await missing(request).record_return(caller, episode_id, body)
+
+    @app.post(
+        "/v1/missing-episodes/{episode_id}/rhi",
+        response_model=RhiRecorded,
+        responses=case_errors,
+        tags=["missing episodes"],
+    )
+    async def record_rhi(
+        request: Request, caller: Caller, episode_id: uuid.UUID, body: RhiOutcomeCreate
+    ) -> RhiRecorded:
+        """The Return Home Interview's outcome (the RHI provider, or the coordinator)."""
+        return await missing(request).record_rhi(caller, episode_id, body)
+
+    @app.get(
+        "/v1/missing-episodes/{episode_id}",
+        response_model=MissingEpisodeState,
+        responses=case_errors,
+        tags=["missing episodes"],
+    )
+    async def get_missing(
+        request: Request, caller: Caller, episode_id: uuid.UUID
+    ) -> MissingEpisodeState:
+        """Where the episode is: returned, the RHI deadline, whether it was met."""
+        return await missing(request).view(caller, episode_id)
+
     @app.get("/v1/catalogue", response_model=IndicatorCatalogue, tags=["referrals"])
     async def catalogue() -> IndicatorCatalogue:
         """The indicator catalogue: the codes a Risk Assessment Tool may use."""
@@ -340,6 +448,11 @@ def _install_domain_errors(app: FastAPI) -> None:
             [FieldError(field="body", reason=str(exc))],
         )
 
+    async def unknown_case(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(
+            422, str(exc), [FieldError(field="case_referral_id", reason="no open MSET case")]
+        )
+
     async def closed(_: Request, exc: Exception) -> JSONResponse:
         return error_response(409, str(exc))
 
@@ -350,6 +463,7 @@ def _install_domain_errors(app: FastAPI) -> None:
 
     app.add_exception_handler(DecisionRejected, rejected)
     app.add_exception_handler(CaseClosed, closed)
+    app.add_exception_handler(UnknownCase, unknown_case)
     app.add_exception_handler(CaseUnavailable, case_unavailable)
     app.add_exception_handler(ReferralNotFound, not_found)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)

@@ -24,6 +24,10 @@ class WorkflowUnavailable(ReferralError):
     """Temporal could not start the referral's workflow; nothing was accepted."""
 
 
+class UnknownCase(ReferralError):
+    """A report names a case that does not exist or is closed."""
+
+
 class CaseClosed(ReferralError):
     """The case's workflow has ended; it takes no more decisions or tools."""
 

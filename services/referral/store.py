@@ -140,6 +140,7 @@ class MissingEpisode(Base):
     partner_reference: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     local_authority: Mapped[str] = mapped_column(String(40), index=True)
+    agency_child_ref: Mapped[str] = mapped_column(String(64), index=True)
     case_referral_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     workflow_id: Mapped[str] = mapped_column(String(80), unique=True)
     workflow_started: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -237,6 +238,42 @@ class Store:
             )
             .order_by(Referral.submitted_at.desc())
             .limit(1)
+        )
+
+    def episode_by_partner_ref(
+        self, s: Session, agency_id: uuid.UUID, partner_reference: str
+    ) -> MissingEpisode | None:
+        return s.scalar(
+            select(MissingEpisode).where(
+                MissingEpisode.agency_id == agency_id,
+                MissingEpisode.partner_reference == partner_reference,
+            )
+        )
+
+    def episode_by_idempotency_key(
+        self, s: Session, agency_id: uuid.UUID, key: str
+    ) -> MissingEpisode | None:
+        return s.scalar(
+            select(MissingEpisode).where(
+                MissingEpisode.agency_id == agency_id, MissingEpisode.idempotency_key == key
+            )
+        )
+
+    def child_episodes(
+        self, s: Session, agency_id: uuid.UUID, agency_child_ref: str, local_authority: str
+    ) -> list[MissingEpisode]:
+        return list(
+            s.scalars(
+                select(MissingEpisode)
+                .where(
+                    MissingEpisode.agency_id == agency_id,
+                    MissingEpisode.agency_child_ref == agency_child_ref,
+                    MissingEpisode.local_authority == local_authority,
+                    MissingEpisode.workflow_started.is_(True),
+                )
+                .order_by(MissingEpisode.reported_at.desc())
+                .limit(100)
+            )
         )
 
     def referral_by_idempotency_key(

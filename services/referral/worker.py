@@ -22,7 +22,7 @@ def build_worker(client: Client, store: Store, executor: ThreadPoolExecutor) -> 
     return Worker(
         client,
         task_queue=REFERRAL_TASK_QUEUE,
-        activities=[acts.record_stage, acts.triage_facts],
+        activities=[acts.record_stage, acts.triage_facts, acts.episode_facts],
         activity_executor=executor,
     )
 

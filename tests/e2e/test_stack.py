@@ -130,7 +130,8 @@ def test_a_new_user_submits_a_referral_and_it_survives_a_restart(
         assert first.status_code == 202, first.text
         rid, wid = first.json()["referral_id"], first.json()["workflow_id"]
 
-        listing = wait_listed(stack_env, "MsetStage='submitted'", wid)
+        # Triaged by the rules service, it waits for the next Pre-MSET panel.
+        listing = wait_listed(stack_env, "MsetStage='awaiting_pre_mset'", wid)
         assert wid in listing and "Running" in listing
 
         again = httpx.post(f"{base}/v1/referrals", json=example, headers=key)
@@ -156,7 +157,8 @@ def test_a_new_user_submits_a_referral_and_it_survives_a_restart(
     stack = start_stack(stack_env, log)
     try:
         got = httpx.get(f"{base}/v1/referrals/{rid}", headers=key)
-        assert got.status_code == 200 and got.json()["stage"] == "submitted"
+        assert got.status_code == 200 and got.json()["stage"] == "awaiting_pre_mset"
+        assert got.json()["live"] is True
         desc = temporal(stack_env, "workflow", "describe", "-w", wid)
         assert "Running" in desc
         # The same demo credentials are shown again, not new ones.

@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from mset_contract.events import (
@@ -26,7 +27,10 @@ from mset_contract.events import (
 )
 from mset_contract.referral import ReferralCreate, referral_example
 from mset_contract.referral_workflow import (
+    REFERRAL_EPISODE_FACTS_ACTIVITY,
     REFERRAL_TRIAGE_FACTS_ACTIVITY,
+    EpisodeFacts,
+    EpisodeFactsInput,
     RecordStageInput,
     RecordStageResult,
     StartReferralInput,
@@ -44,6 +48,7 @@ from mset_contract.temporal import (
 from mset_contract.triage import TriageInput, TriageResult
 from mset_contract.vocab import Recency, RiskLevel
 from services.triage.domain import Triage
+from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
 RULESETS = Path(__file__).resolve().parents[2] / "services" / "triage" / "rulesets"
@@ -76,7 +81,8 @@ def facts_for(
         referrer_rationale_given=True,
         indicators=rat.resolved_indicators(),
         exploitation_types=rat.exploitation_types,
-        assessed_at=assessed_at or datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        # None: filled in by start_case with the (test) server's own "now".
+        assessed_at=assessed_at or datetime(1970, 1, 1, tzinfo=UTC),
     )
 
 
@@ -84,7 +90,9 @@ def facts_for(
 class CaseWorld:
     client: Client
     task_queue: str
+    env: WorkflowEnvironment | None = None
     facts: dict[uuid.UUID, TriageFacts] = field(default_factory=dict)
+    episodes: dict[uuid.UUID, EpisodeFacts] = field(default_factory=dict)
     stages: list[RecordStageInput] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[TriageResult] = field(default_factory=list)
@@ -94,6 +102,13 @@ class CaseWorld:
     @activity.defn(name=REFERRAL_TRIAGE_FACTS_ACTIVITY)
     async def triage_facts(self, inp: TriageFactsInput) -> TriageFacts:
         return self.facts[inp.assessment_id]
+
+    @activity.defn(name=REFERRAL_EPISODE_FACTS_ACTIVITY)
+    async def episode_facts(self, inp: EpisodeFactsInput) -> EpisodeFacts:
+        return self.episodes.get(
+            inp.episode_id,
+            EpisodeFacts(local_authority="northshire", age_years=14, days_until_18=1200),
+        )
 
     @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
     async def record_stage(self, inp: RecordStageInput) -> RecordStageResult:
@@ -121,6 +136,12 @@ class CaseWorld:
 
     # --- helpers for tests ----------------------------------------------------------------------
 
+    async def now(self) -> datetime:
+        """The server's time (the time-skipping server's clock runs ahead of the wall's)."""
+        if self.env is not None:
+            return await self.env.get_current_time()
+        return datetime.now(UTC)
+
     def event_types(self) -> list[str]:
         return [e["type"] for e in self.events]
 
@@ -138,6 +159,8 @@ class CaseWorld:
     ) -> WorkflowHandle[Any, Any]:
         referral_id = uuid.uuid4()
         f = facts or facts_for()
+        if f.assessed_at.year == 1970:
+            f = f.model_copy(update={"assessed_at": await self.now()})
         self.facts[referral_id] = f
         inp = StartReferralInput(
             referral_id=referral_id,
@@ -157,14 +180,19 @@ class CaseWorld:
 
 
 @asynccontextmanager
-async def case_world(client: Client, task_queue: str) -> AsyncIterator[CaseWorld]:
-    world = CaseWorld(client, task_queue)
+async def case_world(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
+    client = env.client
+    world = CaseWorld(client, task_queue, env)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
-            Worker(client, task_queue=task_queue, workflows=[ReferralWorkflow])
+            Worker(
+                client,
+                task_queue=task_queue,
+                workflows=[ReferralWorkflow, MissingEpisodeWorkflow],
+            )
         )
         queues: list[tuple[str, list[Callable[..., Any]]]] = [
-            (REFERRAL_TASK_QUEUE, [world.triage_facts, world.record_stage]),
+            (REFERRAL_TASK_QUEUE, [world.triage_facts, world.record_stage, world.episode_facts]),
             (TRIAGE_TASK_QUEUE, [world.evaluate]),
             (NOTIFICATIONS_TASK_QUEUE, [world.publish]),
         ]

@@ -64,7 +64,7 @@ HIGH = [*MEDIUM, ("SXH-03", Recency.current)]  # disclosed sexual abuse, current
 
 @pytest.fixture
 async def world(time_skipping: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
-    async with case_world(time_skipping.client, task_queue) as w:
+    async with case_world(time_skipping, task_queue) as w:
         yield w
 
 

@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("partner_reference", sa.String(length=64), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
         sa.Column("local_authority", sa.String(length=40), nullable=False),
+        sa.Column("agency_child_ref", sa.String(length=64), nullable=False),
         sa.Column("case_referral_id", sa.Uuid(), nullable=True),
         sa.Column("workflow_id", sa.String(length=80), nullable=False),
         sa.Column("workflow_started", sa.Boolean(), nullable=False),
@@ -38,6 +39,11 @@ def upgrade() -> None:
     with op.batch_alter_table("referral_missing_episodes", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_referral_missing_episodes_agency_id"), ["agency_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_referral_missing_episodes_agency_child_ref"),
+            ["agency_child_ref"],
+            unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_referral_missing_episodes_case_referral_id"),

@@ -1,0 +1,208 @@
+"""MissingEpisodeWorkflow on the time-skipping server, with the real rules engine: the
+72-hour Return Home Interview clock, who is told when it is missed, and the link to a case."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from mset_contract.referral_workflow import (
+    UPDATE_RECORD_RETURN,
+    UPDATE_RECORD_RHI,
+    EpisodeFacts,
+    EpisodeStatus,
+    MissingEpisodeState,
+    MissingEpisodeSummary,
+    ReturnInput,
+    ReturnRecorded,
+    RhiOutcomeInput,
+    RhiRecorded,
+    StartMissingEpisodeInput,
+    missing_episode_workflow_id,
+)
+from mset_contract.vocab import RhiOutcome, Stage
+from tests.support.case_world import CaseWorld, case_world, facts_for
+from workflows.missing_episode import MissingEpisodeWorkflow
+from workflows.referral import ReferralWorkflow
+
+POLICE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
+PROVIDER = uuid.UUID("00000000-0000-4000-8000-0000000000b3")
+
+
+@pytest.fixture
+async def world(time_skipping: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
+    async with case_world(time_skipping, task_queue) as w:
+        yield w
+
+
+async def report(
+    world: CaseWorld, reported_at: datetime, case: uuid.UUID | None = None
+) -> WorkflowHandle[Any, Any]:
+    episode_id = uuid.uuid4()
+    return await world.client.start_workflow(
+        MissingEpisodeWorkflow.run,
+        StartMissingEpisodeInput(
+            episode_id=episode_id,
+            reporting_agency_id=POLICE,
+            local_authority="northshire",
+            reported_at=reported_at,
+            case_referral_id=case,
+        ),
+        id=missing_episode_workflow_id(episode_id),
+        task_queue=world.task_queue,
+    )
+
+
+async def returned(
+    handle: WorkflowHandle[Any, Any], at: datetime, located: str | None = None
+) -> ReturnRecorded:
+    return await handle.execute_update(
+        UPDATE_RECORD_RETURN,
+        ReturnInput(returned_at=at, located_in_authority=located),
+        result_type=ReturnRecorded,
+    )
+
+
+async def rhi(handle: WorkflowHandle[Any, Any], inp: RhiOutcomeInput) -> RhiRecorded:
+    return await handle.execute_update(UPDATE_RECORD_RHI, inp, result_type=RhiRecorded)
+
+
+async def eventually(check: Any, seconds: float = 5) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+async def test_rhi_not_offered_in_72_hours_escalates_to_the_provider_manager(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=6))
+    back = await returned(handle, now)
+    assert back.rhi_due_at == now + timedelta(hours=72)  # the rules' deadline
+    await time_skipping.sleep(timedelta(hours=73))
+    await eventually(lambda: "rhi_not_offered" in world.escalations())
+    escalation = next(e for e in world.events if e.get("kind") == "rhi_not_offered")
+    assert {(t["role"], t["agency"]) for t in escalation["notify"]} >= {("manager", "rhi_provider")}
+    assert "mset.missing_episode.rhi_deadline_breached" in world.event_types()
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert state is not None and state.rhi_deadline_breached
+    # The outcome can still be recorded late; the breach stays on the record.
+    await rhi(
+        handle,
+        RhiOutcomeInput(
+            outcome=RhiOutcome.completed, offered_at=now + timedelta(hours=80), by=PROVIDER
+        ),
+    )
+    final = await handle.result()
+    assert final.status == EpisodeStatus.closed and final.rhi_deadline_breached
+
+
+async def test_rhi_offered_in_time_means_no_breach(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=6))
+    await returned(handle, now)
+    done = await rhi(
+        handle,
+        RhiOutcomeInput(
+            outcome=RhiOutcome.refused_by_young_person,
+            offered_at=now + timedelta(minutes=1),
+            by=PROVIDER,
+        ),
+    )
+    assert done.status == EpisodeStatus.closed
+    final: MissingEpisodeState = await handle.result()
+    assert not final.rhi_deadline_breached
+    assert "rhi_not_offered" not in world.escalations()
+    assert "mset.missing_episode.rhi_recorded" in world.event_types()
+    assert "mset.missing_episode.rhi_deadline_breached" not in world.event_types()
+
+
+async def test_invalid_records_are_refused(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=6))
+    with pytest.raises(WorkflowUpdateFailedError) as early:
+        await rhi(
+            handle, RhiOutcomeInput(outcome=RhiOutcome.completed, offered_at=now, by=PROVIDER)
+        )
+    assert "record it first" in str(early.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await returned(handle, now - timedelta(hours=8))  # before the report
+    await returned(handle, now)
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await rhi(handle, RhiOutcomeInput(outcome=RhiOutcome.not_offered, by=PROVIDER))
+    assert "reason_not_offered" in str(info.value.cause)
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert state is not None and state.rhi_outcome is None
+    await handle.terminate()
+
+
+async def test_found_in_another_authority_and_repeat_missing_escalate_without_a_case(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=5))
+    episode_id = uuid.UUID(handle.id.removeprefix("missing-"))
+    world.episodes[episode_id] = EpisodeFacts(
+        local_authority="northshire",
+        age_years=14,
+        days_until_18=1200,
+        other_episodes=[
+            MissingEpisodeSummary(episode_id=uuid.uuid4(), reported_at=now - timedelta(days=d))
+            for d in (20, 45)
+        ],
+    )
+    await returned(handle, now, located="eastmoor")
+    await eventually(
+        lambda: {"repeat_missing", "missing_in_other_authority"} <= set(world.escalations())
+    )
+    other = next(e for e in world.events if e.get("kind") == "missing_in_other_authority")
+    assert any(t["agency_ref"] == "eastmoor" for t in other["notify"])
+    await handle.terminate()
+
+
+async def test_an_episode_counts_toward_the_childs_open_case(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    case = await world.start_case(facts_for())
+    for _ in range(100):
+        s = await case.query(ReferralWorkflow.state)
+        if s is not None and s.stage == Stage.awaiting_pre_mset:
+            break
+        await asyncio.sleep(0.05)
+    case_id = uuid.UUID(case.id.removeprefix("referral-"))
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=4), case=case_id)
+    await returned(handle, now)
+
+    async def case_knows() -> bool:
+        s = await case.query(ReferralWorkflow.state)
+        return s is not None and any(e.returned_at == now for e in s.missing_episodes)
+
+    for _ in range(100):
+        if await case_knows():
+            break
+        await asyncio.sleep(0.05)
+    assert await case_knows()
+    # Past the deadline the case (not the episode) escalates, once.
+    await time_skipping.sleep(timedelta(hours=73))
+    await eventually(lambda: "rhi_not_offered" in world.escalations())
+    await asyncio.sleep(0.3)
+    assert world.escalations().count("rhi_not_offered") == 1
+    breach = next(e for e in world.events if e.get("kind") == "rhi_not_offered")
+    assert breach["subject"] == str(case_id)
+    await handle.terminate()
+    await case.terminate()

@@ -1,0 +1,269 @@
+"""MissingEpisodeWorkflow: a child reported missing, their return, and the 72-hour clock for a
+Return Home Interview.
+
+reported (police) → returned → RHI offered within the rules' deadline → outcome recorded
+(completed / refused by the young person / refused by a parent or carer / not offered, why).
+
+The deadline's length and who is told when it is missed come from the triage rules: at the
+return the workflow asks the rules about the episode, sets a durable timer for the RHI check
+the rules name, and asks again when it fires. Linked to an open case, each change is signalled
+to the case, whose own evaluation (repeat missing, found in another authority, RHI missed)
+escalates; with no open case this workflow publishes the escalations itself, so a child who
+keeps going missing is brought to the authority's MSET coordinator for Pre-MSET consideration.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from mset_contract import events as ev
+    from mset_contract.referral_workflow import (
+        MISSING_EPISODE_WORKFLOW,
+        QUERY_STATE,
+        REFERRAL_EPISODE_FACTS_ACTIVITY,
+        SIGNAL_MISSING_EPISODE,
+        UPDATE_RECORD_RETURN,
+        UPDATE_RECORD_RHI,
+        EpisodeFacts,
+        EpisodeFactsInput,
+        EpisodeStatus,
+        MissingEpisodeSignal,
+        MissingEpisodeState,
+        MissingEpisodeSummary,
+        ReturnInput,
+        ReturnRecorded,
+        RhiOutcomeInput,
+        RhiRecorded,
+        StartMissingEpisodeInput,
+        escalation_key,
+        missing_episode_workflow_id,
+    )
+    from mset_contract.temporal import (
+        REFERRAL_TASK_QUEUE,
+        TRIAGE_EVALUATE_ACTIVITY,
+        TRIAGE_TASK_QUEUE,
+        referral_workflow_id,
+    )
+    from mset_contract.triage import (
+        EscalationKind,
+        MissingEpisodeFact,
+        TriageInput,
+        TriageResult,
+    )
+    from mset_contract.vocab import RhiOutcome, RiskLevel
+    from workflows.publishing import EventOutbox
+
+TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# A return reported a little ahead of the server's clock is clock skew, not the future.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class Refused(ApplicationError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="Rejected", non_retryable=True)
+
+
+@workflow.defn(name=MISSING_EPISODE_WORKFLOW)
+class MissingEpisodeWorkflow:
+    def __init__(self) -> None:
+        self.e: MissingEpisodeState | None = None
+        self._inp: StartMissingEpisodeInput | None = None
+        self._outbox = EventOutbox(self._envelope)
+
+    def _envelope(self) -> tuple[str, str, dict[str, Any]]:
+        e, inp = self.e, self._inp
+        assert e is not None and inp is not None
+        e.events_emitted += 1
+        return (
+            missing_episode_workflow_id(e.episode_id),
+            str(e.events_emitted),
+            {
+                "source": ev.SOURCE_MISSING_WORKFLOW,
+                # The case the episode belongs to; with no open case, the episode itself.
+                "subject": e.case_referral_id or e.episode_id,
+                "referrer_agency_id": e.reporting_agency_id,
+                "local_authority": e.local_authority,
+            },
+        )
+
+    @workflow.run
+    async def run(self, inp: StartMissingEpisodeInput) -> MissingEpisodeState:
+        self._inp = inp
+        self.e = e = MissingEpisodeState(
+            episode_id=inp.episode_id,
+            status=EpisodeStatus.missing,
+            local_authority=inp.local_authority,
+            reported_at=inp.reported_at,
+            case_referral_id=inp.case_referral_id,
+            reporting_agency_id=inp.reporting_agency_id,
+        )
+        self._outbox.episode_reported(e)
+        await self._tell_case()
+
+        await workflow.wait_condition(lambda: e.status != EpisodeStatus.missing)
+        result = await self._evaluate()
+        hours = result.timers.rhi_deadline_hours
+        assert e.returned_at is not None
+        e.rhi_due_at = e.returned_at + timedelta(hours=hours if hours is not None else 72)
+        self._outbox.episode_returned(e)
+        await self._tell_case()
+
+        # The RHI clock: a durable timer to the deadline, unless the outcome comes first.
+        remaining = e.rhi_due_at - workflow.now()
+        try:
+            await workflow.wait_condition(
+                lambda: e.rhi_offered_at is not None or e.status == EpisodeStatus.closed,
+                timeout=max(remaining, timedelta(seconds=1)),
+            )
+        except TimeoutError:
+            e.rhi_deadline_breached = True
+            self._outbox.rhi_deadline_breached(e)
+            await self._evaluate()  # the rules say who is told, and how urgently
+        await workflow.wait_condition(lambda: e.status == EpisodeStatus.closed)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._outbox.drain()
+        return e
+
+    async def _evaluate(self) -> TriageResult:
+        e = self.e
+        assert e is not None
+        now = workflow.now()
+        facts = await workflow.execute_activity(
+            REFERRAL_EPISODE_FACTS_ACTIVITY,
+            EpisodeFactsInput(episode_id=e.episode_id, as_of=now),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=EpisodeFacts,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
+        episodes = [*facts.other_episodes, self._summary()]
+        result = await workflow.execute_activity(
+            TRIAGE_EVALUATE_ACTIVITY,
+            TriageInput(
+                as_of=now,
+                local_authority=facts.local_authority,
+                age_years=facts.age_years,
+                days_until_18=facts.days_until_18,
+                # No tool: the episode alone. The level rules see nothing to score.
+                referrer_level=RiskLevel.low,
+                referrer_rationale_given=True,
+                missing_episodes=[
+                    MissingEpisodeFact(
+                        episode_ref=str(x.episode_id),
+                        reported_at=x.reported_at,
+                        returned_at=x.returned_at,
+                        rhi_offered_at=x.rhi_offered_at,
+                        located_in_authority=x.located_in_authority,
+                    )
+                    for x in episodes
+                ],
+            ),
+            task_queue=TRIAGE_TASK_QUEUE,
+            result_type=TriageResult,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if e.case_referral_id is None:
+            # No open case to escalate through: this episode tells people itself.
+            for esc in result.escalations:
+                if (
+                    esc.kind in EPISODE_ESCALATIONS
+                    and escalation_key(esc) not in e.escalations_sent
+                ):
+                    e.escalations_sent.append(escalation_key(esc))
+                    self._outbox.episode_escalated(e, esc, result)
+        return result
+
+    def _summary(self) -> MissingEpisodeSummary:
+        e = self.e
+        assert e is not None
+        return MissingEpisodeSummary(
+            episode_id=e.episode_id,
+            reported_at=e.reported_at,
+            returned_at=e.returned_at,
+            rhi_offered_at=e.rhi_offered_at,
+            rhi_outcome=e.rhi_outcome,
+            located_in_authority=e.located_in_authority,
+        )
+
+    async def _tell_case(self) -> None:
+        e = self.e
+        assert e is not None
+        if e.case_referral_id is None:
+            return
+        case = workflow.get_external_workflow_handle(referral_workflow_id(e.case_referral_id))
+        try:
+            await case.signal(SIGNAL_MISSING_EPISODE, MissingEpisodeSignal(episode=self._summary()))
+        except Exception:
+            # The case closed meanwhile: from now on this episode escalates by itself.
+            e.case_referral_id = None
+
+    # --- updates --------------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_RECORD_RETURN)
+    async def record_return(self, r: ReturnInput) -> ReturnRecorded:
+        e = self.e
+        assert e is not None
+        e.returned_at = r.returned_at
+        e.located_in_authority = r.located_in_authority
+        e.status = EpisodeStatus.returned
+        await workflow.wait_condition(lambda: e.rhi_due_at is not None)
+        assert e.rhi_due_at is not None
+        return ReturnRecorded(status=e.status, rhi_due_at=e.rhi_due_at)
+
+    @record_return.validator
+    def _check_return(self, r: ReturnInput) -> None:
+        e = self.e
+        if e is None or e.status != EpisodeStatus.missing:
+            raise Refused("the child's return is recorded already")
+        if r.returned_at < e.reported_at:
+            raise Refused("returned_at is before the child was reported missing")
+        if r.returned_at > workflow.now() + CLOCK_SKEW:
+            raise Refused("returned_at is in the future")
+
+    @workflow.update(name=UPDATE_RECORD_RHI)
+    async def record_rhi_outcome(self, o: RhiOutcomeInput) -> RhiRecorded:
+        e = self.e
+        assert e is not None
+        e.rhi_outcome = o.outcome
+        e.rhi_offered_at = o.offered_at
+        e.status = EpisodeStatus.closed
+        self._outbox.rhi_recorded(e)
+        await self._tell_case()
+        return RhiRecorded(status=e.status, outcome=o.outcome)
+
+    @record_rhi_outcome.validator
+    def _check_rhi(self, o: RhiOutcomeInput) -> None:
+        e = self.e
+        if e is None or e.status == EpisodeStatus.missing:
+            raise Refused("a Return Home Interview follows the child's return: record it first")
+        if e.status == EpisodeStatus.closed:
+            raise Refused("the interview's outcome is recorded already")
+        if o.outcome == RhiOutcome.not_offered:
+            if not o.reason_not_offered:
+                raise Refused("say why the interview was not offered (reason_not_offered)")
+            if o.offered_at is not None:
+                raise Refused("an interview not offered has no offered_at")
+        elif o.offered_at is None:
+            raise Refused("offered_at is required: when was the interview offered?")
+        elif e.returned_at is not None and o.offered_at < e.returned_at:
+            raise Refused("offered_at is before the child returned")
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> MissingEpisodeState | None:
+        return self.e
+
+
+# What an episode escalates by itself when the child has no open case.
+EPISODE_ESCALATIONS = (
+    EscalationKind.rhi_not_offered,
+    EscalationKind.repeat_missing,
+    EscalationKind.missing_in_other_authority,
+)
