@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 from workflows.worker import ALL_WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("v*.json"))
+RAW = {p.stem: p.read_text() for p in HISTORIES}  # read once, at collection
 
 
 def test_there_are_histories_to_replay() -> None:
@@ -31,7 +32,7 @@ def test_there_are_histories_to_replay() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays_against_current_code(path: Path) -> None:
-    raw = path.read_text()
+    raw = RAW[path.stem]
     history = WorkflowHistory.from_json(f"replay-{path.stem}", raw)
     assert len(history.events) > 20  # a real run, not an empty file
     replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
