@@ -81,7 +81,12 @@ class NotificationsWorker:
         store: Store,
         client: Client,
         consumers: tuple[str, ...] = ("inbox", "webhooks", "email"),
+        host_activities: bool = True,
     ) -> None:
+        """``consumers``: which Kafka consumers to run (each with its outbox dispatcher);
+        ``host_activities``: whether to host the Temporal worker (publish activity,
+        re-escalation timers) too. The worker process runs everything; tests, or a split
+        deployment, may run a part."""
         self.s = settings
         self.store = store
         self.client = client
@@ -89,17 +94,22 @@ class NotificationsWorker:
         self.broker = Broker(settings)
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity")
         self.activities = NotificationActivities(self.broker, store, settings)
-        self.worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[InboxReescalationWorkflow],
-            activities=[self.activities.publish, self.activities.reescalate],
-            activity_executor=self.executor,
-        )
+        self.worker: Worker | None = None
+        if host_activities:
+            self.worker = Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=[InboxReescalationWorkflow],
+                activities=[self.activities.publish, self.activities.reescalate],
+                activity_executor=self.executor,
+            )
         self.wanted = consumers
         self.loops: list[ConsumerLoop] = []
-        self.webhooks = WebhookDispatcher(store, settings, self.stop)
-        self.mailer = Mailer(store, settings, self.stop)
+        self.dispatchers: list[WebhookDispatcher | Mailer] = []
+        if "webhooks" in consumers:
+            self.dispatchers.append(WebhookDispatcher(store, settings, self.stop))
+        if "email" in consumers:
+            self.dispatchers.append(Mailer(store, settings, self.stop))
 
     def _handlers(self, loop: asyncio.AbstractEventLoop) -> list[Handler]:
         timers = TemporalTimers(self.client, loop, self.s)
@@ -115,9 +125,10 @@ class NotificationsWorker:
         self.loops = [ConsumerLoop(h, self.broker, self.s, self.stop) for h in self._handlers(loop)]
         for c in self.loops:
             c.start()
-        self.webhooks.start()
-        self.mailer.start()
-        await self.worker.__aenter__()
+        for d in self.dispatchers:
+            d.start()
+        if self.worker is not None:
+            await self.worker.__aenter__()
         return self
 
     async def wait_ready(self, within_seconds: float = 30.0) -> bool:
@@ -132,14 +143,12 @@ class NotificationsWorker:
     ) -> None:
         self.stop.set()
         try:
-            await self.worker.__aexit__(exc_type, exc, tb)
+            if self.worker is not None:
+                await self.worker.__aexit__(exc_type, exc, tb)
         finally:
 
             def join() -> None:
-                for t in [c.thread for c in self.loops] + [
-                    self.webhooks.thread,
-                    self.mailer.thread,
-                ]:
+                for t in [c.thread for c in self.loops] + [d.thread for d in self.dispatchers]:
                     if t.is_alive():
                         t.join(timeout=15)
 
