@@ -50,7 +50,8 @@ def _day(dt: datetime) -> str:
 
 
 def _label(value: str) -> str:
-    return value.replace("_", " ")
+    text = value.replace("_", " ").replace("pre mset", "Pre-MSET")
+    return text.replace("mset", "MSET").replace("lmaps", "LMAPS")
 
 
 def _agency(agency_id: UUID, names: Mapping[UUID, str]) -> str:
@@ -148,20 +149,17 @@ def _md(text: str) -> str:
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:
+    prefix = {"h1": "# ", "h2": "## ", "h3": "### ", "li": "- ", "p": ""}
     out: list[str] = []
+    previous = ""
     for b in blocks:
-        text = _md(b.text)
-        if b.kind == "h1":
-            out += [f"# {text}", ""]
-        elif b.kind == "h2":
-            out += ["", f"## {text}", ""]
-        elif b.kind == "h3":
-            out += ["", f"### {text}", ""]
-        elif b.kind == "li":
-            out.append(f"- {text}")
-        else:
-            out += [text, ""]
-    return "\n".join(out).strip() + "\n"
+        # A list item follows its list without a gap; everything else is its own paragraph
+        # (a paragraph straight after a list would otherwise join the last item).
+        if out and not (b.kind == "li" and previous == "li"):
+            out.append("")
+        out.append(prefix.get(b.kind, "") + _md(b.text))
+        previous = b.kind
+    return "\n".join(out) + "\n"
 
 
 _PDF_REPLACE = str.maketrans(

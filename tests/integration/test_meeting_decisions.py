@@ -148,7 +148,7 @@ async def test_decisions_flow_to_the_case_and_the_plan_becomes_timers(panel: Pan
     text = md.text
     assert "Minutes final" in text and "Northshire Police: DI Sam Okafor (chair)" in text
     assert f"Referral {state.referral_id}" in text
-    assert "Decision: meets criteria, level high; the case is now awaiting mset." in text
+    assert "Decision: meets criteria, level high; the case is now awaiting MSET." in text
     assert "Rationale: withheld for your role." in text and "alcohol" not in text
 
     # The LMAPS referral is on the agenda of the next extraordinary meeting.
