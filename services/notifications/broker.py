@@ -144,6 +144,7 @@ class Broker:
             heartbeat_interval_ms=self.s.heartbeat_interval_ms,
             max_poll_interval_ms=self.s.max_poll_interval_ms,
             max_poll_records=self.s.max_poll_records,
+            fetch_max_wait_ms=self.s.fetch_max_wait_ms,
             request_timeout_ms=max(30_000, self.s.session_timeout_ms + 5_000),
             bootstrap_timeout_ms=self.s.producer_max_block_ms,
         )

@@ -186,6 +186,8 @@ async def run(settings: NotificationsSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # kafka-python narrates every connection at INFO; its warnings are what matter.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     asyncio.run(run(NotificationsSettings()))
 
 

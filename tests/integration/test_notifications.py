@@ -51,6 +51,7 @@ from tests.integration.notifications_fixtures import (  # noqa: F401 - fixtures
 def high_risk_tool() -> dict[str, Any]:
     tool = referral_example()
     tool["partner_reference"] = f"CSC-{uuid.uuid4().hex[:10]}"
+    tool["child"]["agency_child_ref"] = f"NS-CHILD-{uuid.uuid4().hex[:10]}"
     tool["referrer_judgement"]["level"] = "high"
     return tool
 
@@ -124,7 +125,7 @@ async def test_high_risk_referral_escalation_reaches_manager_inbox_email_and_par
     async with stack.referral_http(key) as http:
         resp = await http.post("/v1/referrals", json=tool)
     assert resp.status_code == 202, resp.text
-    case_id = uuid.UUID(resp.json()["referral_id"])
+    case_id = uuid.UUID(resp.json()["case_id"])
 
     now = datetime.now(UTC)
     wf = referral_workflow_id(case_id)

@@ -64,11 +64,12 @@ async def test_a_high_risk_referral_submitted_through_the_api_reaches_the_manage
 
     tool = referral_example()
     tool["partner_reference"] = f"CSC-{uuid.uuid4().hex[:10]}"
+    tool["child"]["agency_child_ref"] = f"NS-CHILD-{uuid.uuid4().hex[:10]}"
     tool["referrer_judgement"]["level"] = "high"
     async with intake.http(key) as http:
         resp = await http.post("/v1/referrals", json=tool)
     assert resp.status_code == 202, resp.text
-    case_id = resp.json()["referral_id"]
+    case_id = resp.json()["case_id"]  # events are about the case (the child's MSET case)
 
     async def items_for(token: str) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"}

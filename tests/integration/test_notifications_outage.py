@@ -16,7 +16,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from mset_contract.events import Published, high_risk_escalation
+from mset_contract.events import high_risk_escalation
 from services.notifications.migrate import upgrade
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import Store, make_engine
@@ -99,7 +99,6 @@ async def test_a_broker_outage_delays_events_and_never_loses_them(
             PublishRequest(events=[event], task_queue=settings.task_queue),
             id=f"test-outage-{uuid.uuid4()}",
             task_queue=publisher,
-            result_type=Published,
         )
 
         async def failed_twice() -> bool:
