@@ -370,6 +370,21 @@ class EpisodeFacts(_Model):
     other_episodes: list[MissingEpisodeSummary] = Field(default_factory=list)
 
 
+REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY = "referral.open_for_consideration"
+
+
+class OpenForConsiderationInput(_Model):
+    episode_id: UUID
+    at: datetime
+
+
+class OpenedForConsideration(_Model):
+    """A referral the referral service opened from missing episodes, and how to start it."""
+
+    start: StartReferralInput
+    workflow_id: str
+
+
 class ReturnRecorded(_Model):
     status: EpisodeStatus
     rhi_due_at: datetime

@@ -8,8 +8,9 @@ The deadline's length and who is told when it is missed come from the triage rul
 return the workflow asks the rules about the episode, sets a durable timer for the RHI check
 the rules name, and asks again when it fires. Linked to an open case, each change is signalled
 to the case, whose own evaluation (repeat missing, found in another authority, RHI missed)
-escalates; with no open case this workflow publishes the escalations itself, so a child who
-keeps going missing is brought to the authority's MSET coordinator for Pre-MSET consideration.
+escalates. With no open case this workflow publishes the escalations itself, and when the
+repeat-missing rule fires it opens a referral for Pre-MSET consideration (a ReferralWorkflow
+started as a child that outlives the episode) and links the episode to it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from mset_contract import events as ev
@@ -27,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         MISSING_EPISODE_WORKFLOW,
         QUERY_STATE,
         REFERRAL_EPISODE_FACTS_ACTIVITY,
+        REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
+        REFERRAL_WORKFLOW,
         SIGNAL_MISSING_EPISODE,
         UPDATE_RECORD_RETURN,
         UPDATE_RECORD_RHI,
@@ -36,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         MissingEpisodeSignal,
         MissingEpisodeState,
         MissingEpisodeSummary,
+        OpenedForConsideration,
+        OpenForConsiderationInput,
         ReturnInput,
         ReturnRecorded,
         RhiOutcomeInput,
@@ -46,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from mset_contract.temporal import (
         REFERRAL_TASK_QUEUE,
+        SA_LOCAL_AUTHORITY,
+        SA_STAGE,
         TRIAGE_EVALUATE_ACTIVITY,
         TRIAGE_TASK_QUEUE,
         referral_workflow_id,
@@ -56,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
         TriageInput,
         TriageResult,
     )
-    from mset_contract.vocab import RhiOutcome, RiskLevel
+    from mset_contract.vocab import RhiOutcome, RiskLevel, Stage
     from workflows.publishing import EventOutbox
 
 TIMEOUT = timedelta(seconds=30)
@@ -72,9 +84,19 @@ class Refused(ApplicationError):
 
 @workflow.defn(name=MISSING_EPISODE_WORKFLOW)
 class MissingEpisodeWorkflow:
-    def __init__(self) -> None:
-        self.e: MissingEpisodeState | None = None
-        self._inp: StartMissingEpisodeInput | None = None
+    # State is built from the input before any handler runs: an update or signal may arrive
+    # in the workflow's very first activation, before ``run`` starts.
+    @workflow.init
+    def __init__(self, inp: StartMissingEpisodeInput) -> None:
+        self._inp = inp
+        self.e: MissingEpisodeState | None = MissingEpisodeState(
+            episode_id=inp.episode_id,
+            status=EpisodeStatus.missing,
+            local_authority=inp.local_authority,
+            reported_at=inp.reported_at,
+            case_referral_id=inp.case_referral_id,
+            reporting_agency_id=inp.reporting_agency_id,
+        )
         self._outbox = EventOutbox(self._envelope)
 
     def _envelope(self) -> tuple[str, str, dict[str, Any]]:
@@ -95,15 +117,8 @@ class MissingEpisodeWorkflow:
 
     @workflow.run
     async def run(self, inp: StartMissingEpisodeInput) -> MissingEpisodeState:
-        self._inp = inp
-        self.e = e = MissingEpisodeState(
-            episode_id=inp.episode_id,
-            status=EpisodeStatus.missing,
-            local_authority=inp.local_authority,
-            reported_at=inp.reported_at,
-            case_referral_id=inp.case_referral_id,
-            reporting_agency_id=inp.reporting_agency_id,
-        )
+        e = self.e
+        assert e is not None
         self._outbox.episode_reported(e)
         await self._tell_case()
 
@@ -170,6 +185,13 @@ class MissingEpisodeWorkflow:
             start_to_close_timeout=TIMEOUT,
             retry_policy=RETRY,
         )
+        if e.case_referral_id is None and any(
+            esc.kind == EscalationKind.repeat_missing for esc in result.escalations
+        ):
+            # The rules say this child should be considered: open a referral for the next
+            # Pre-MSET, tell it every recent episode, and let it escalate from now on.
+            await self._open_case(facts)
+            return result
         if e.case_referral_id is None:
             # No open case to escalate through: this episode tells people itself.
             for esc in result.escalations:
@@ -180,6 +202,40 @@ class MissingEpisodeWorkflow:
                     e.escalations_sent.append(escalation_key(esc))
                     self._outbox.episode_escalated(e, esc, result)
         return result
+
+    async def _open_case(self, facts: EpisodeFacts) -> None:
+        e = self.e
+        assert e is not None
+        opened = await workflow.execute_activity(
+            REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
+            OpenForConsiderationInput(episode_id=e.episode_id, at=workflow.now()),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=OpenedForConsideration,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
+        try:
+            await workflow.start_child_workflow(
+                REFERRAL_WORKFLOW,
+                opened.start,
+                id=opened.workflow_id,
+                task_queue=workflow.info().task_queue,
+                # The case lives on after this episode closes.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_STAGE, Stage.submitted.value),
+                        SearchAttributePair(SA_LOCAL_AUTHORITY, e.local_authority),
+                    ]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # started by an earlier attempt of this step
+        e.case_referral_id = opened.start.referral_id
+        case = workflow.get_external_workflow_handle(opened.workflow_id)
+        for other in facts.other_episodes:
+            await case.signal(SIGNAL_MISSING_EPISODE, MissingEpisodeSignal(episode=other))
+        await self._tell_case()
 
     def _summary(self) -> MissingEpisodeSummary:
         e = self.e

@@ -106,23 +106,13 @@ class Rejected(ApplicationError):
 
 @workflow.defn(name=REFERRAL_WORKFLOW)
 class ReferralWorkflow:
-    def __init__(self) -> None:
-        self.s: ReferralState | None = None
-        self._inp: StartReferralInput | None = None
-        self._wake = False
-        self._retriage = False
-        self._last: TriageResult | None = None
-        self._lock = asyncio.Lock()
-        self._followers: dict[str, asyncio.Task[None]] = {}
-        self._outbox = EventOutbox(referral_envelope(lambda: self.s))
-
-    # --- the run ---------------------------------------------------------------------------
-
-    @workflow.run
-    async def run(self, inp: StartReferralInput) -> ReferralState:
-        self._inp = inp
+    # State is built from the input before any handler runs: a signal (a missing episode, a
+    # reassessment) may arrive in the workflow's very first activation, before ``run`` starts.
+    @workflow.init
+    def __init__(self, inp: StartReferralInput) -> None:
+        self._inp: StartReferralInput | None = inp
         if inp.carried is not None:
-            self.s = inp.carried
+            self.s: ReferralState | None = inp.carried
             self.s.runs += 1
         else:
             self.s = ReferralState(
@@ -137,10 +127,23 @@ class ReferralWorkflow:
                 last_assessed_at=inp.submitted_at,
                 stages=[StageChange(stage=Stage.submitted, at=inp.submitted_at)],
             )
+        self._wake = False
+        self._retriage = False
+        self._last: TriageResult | None = None
+        self._lock = asyncio.Lock()
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._outbox = EventOutbox(referral_envelope(lambda: self.s))
+
+    # --- the run ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: StartReferralInput) -> ReferralState:
+        if inp.carried is None:
             await self._evaluate()
             await self._move(Stage.triaged)
             await self._move(Stage.awaiting_pre_mset)
         s = self.s
+        assert s is not None
         for action in s.actions:
             if action.open:
                 self._follow(action.action_id)

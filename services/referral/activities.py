@@ -7,25 +7,38 @@ workflow's history, and keep the service's read model of each case current.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from mset_contract.referral import MissingReportCreate, ReferralCreate
+from mset_contract.catalogue import CURRENT_CATALOGUE_VERSION, load_catalogue
+from mset_contract.referral import (
+    MissingChild,
+    MissingReportCreate,
+    ReferralCreate,
+    ResolvedIndicator,
+)
 from mset_contract.referral_workflow import (
     REFERRAL_EPISODE_FACTS_ACTIVITY,
+    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
     REFERRAL_TRIAGE_FACTS_ACTIVITY,
     EpisodeFacts,
     EpisodeFactsInput,
     MissingEpisodeSummary,
+    OpenedForConsideration,
+    OpenForConsiderationInput,
     RecordStageInput,
     RecordStageResult,
+    StartReferralInput,
     TriageFacts,
     TriageFactsInput,
 )
-from mset_contract.temporal import REFERRAL_RECORD_STAGE_ACTIVITY
+from mset_contract.temporal import REFERRAL_RECORD_STAGE_ACTIVITY, referral_workflow_id
 from mset_contract.types import age_on, birthday, today_uk
-from services.referral.store import MissingEpisode, Referral, Store
+from mset_contract.vocab import AgencyType, Recency, RiskLevel, Stage
+from services.referral.store import Agency, MissingEpisode, Referral, Store
 
 
 class ReferralActivities:
@@ -41,6 +54,8 @@ class ReferralActivities:
                 raise ApplicationError(
                     f"no assessment {inp.assessment_id}", type="NotFound", non_retryable=True
                 )
+            if row.origin == ORIGIN_MISSING:
+                return _facts_from_episodes(row, inp)
             # "stored": the tool was valid when accepted; the child may have turned 18 since.
             tool = ReferralCreate.model_validate(row.tool, context={"stored": True})
             assessed_at = row.submitted_at
@@ -83,6 +98,58 @@ class ReferralActivities:
             other_episodes=others,
         )
 
+    @activity.defn(name=REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY)
+    def open_for_consideration(self, inp: OpenForConsiderationInput) -> OpenedForConsideration:
+        """Open a referral for Pre-MSET consideration from a child's missing episodes.
+
+        Idempotent: the referral's partner reference is derived from the episode, so a retried
+        activity finds the row it made. The row is marked delivered here because the calling
+        workflow starts the case durably once this returns.
+        """
+        with self.store.session() as s:
+            episode = s.get(MissingEpisode, inp.episode_id)
+            if episode is None:
+                raise ApplicationError(
+                    f"no missing episode {inp.episode_id}", type="NotFound", non_retryable=True
+                )
+            agency = s.get(Agency, episode.agency_id)
+            assert agency is not None
+            ref = f"MISSING-{episode.id}"
+            row = self.store.referral_by_partner_ref(s, episode.agency_id, ref)
+            if row is None:
+                report = MissingReportCreate.model_validate(
+                    episode.report, context={"stored": True}
+                )
+                row = Referral(
+                    id=uuid.uuid4(),
+                    agency_id=episode.agency_id,
+                    partner_reference=ref,
+                    agency_child_ref=episode.agency_child_ref,
+                    local_authority=episode.local_authority,
+                    stage=Stage.submitted.value,
+                    referrer_level=RiskLevel.medium.value,
+                    workflow_started=True,
+                    origin=ORIGIN_MISSING,
+                    tool={
+                        "origin": ORIGIN_MISSING,
+                        "episode_id": str(episode.id),
+                        "child": report.child.model_dump(mode="json"),
+                    },
+                    submitted_at=inp.at,
+                    updated_at=inp.at,
+                )
+                row.workflow_id = referral_workflow_id(row.id)
+                s.add(row)
+            start = StartReferralInput(
+                referral_id=row.id,
+                agency_id=row.agency_id,
+                agency_type=AgencyType(agency.type),
+                local_authority=row.local_authority,
+                submitted_at=row.submitted_at,
+                referrer_level=RiskLevel(row.referrer_level),
+            )
+            return OpenedForConsideration(start=start, workflow_id=row.workflow_id)
+
     @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
     def record_stage(self, inp: RecordStageInput) -> RecordStageResult:
         with self.store.session() as s:
@@ -100,3 +167,35 @@ class ReferralActivities:
                 )
             )
         return RecordStageResult(updated=bool(getattr(result, "rowcount", 0)))
+
+
+ORIGIN_MISSING = "missing_episodes"
+REPEAT_MISSING_CODE = "MIS-03"  # "Repeat missing episodes (three or more in 90 days)"
+
+
+def _facts_from_episodes(row: Referral, inp: TriageFactsInput) -> TriageFacts:
+    """A referral opened from missing episodes has no tool: the rules see the child's age and
+    the repeat-missing indicator; the episodes themselves come from the case's own record."""
+    child = MissingChild.model_validate(row.tool["child"], context={"stored": True})
+    on = today_uk(inp.as_of)
+    indicator = load_catalogue(CURRENT_CATALOGUE_VERSION).get(REPEAT_MISSING_CODE)
+    assert indicator is not None
+    return TriageFacts(
+        local_authority=row.local_authority,
+        catalogue_version=CURRENT_CATALOGUE_VERSION,
+        age_years=age_on(child.date_of_birth, on),
+        days_until_18=(birthday(child.date_of_birth, 18) - on).days,
+        referrer_level=RiskLevel(row.referrer_level),
+        # The rule that opened it is its rationale.
+        referrer_rationale_given=True,
+        indicators=[
+            ResolvedIndicator(
+                code=indicator.code,
+                area=indicator.area,
+                kind=indicator.kind,
+                recency=Recency.current,
+            )
+        ],
+        exploitation_types=[],
+        assessed_at=row.submitted_at,
+    )

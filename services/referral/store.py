@@ -122,6 +122,9 @@ class Referral(Base):
     # False until Temporal confirmed the workflow: a row that stays False after a failed
     # start is completed by the partner's retry (same key), never left as an orphan.
     workflow_started: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "tool": a partner's Risk Assessment Tool; "missing_episodes": opened for Pre-MSET
+    # consideration because the repeat-missing rule fired for a child with no open case.
+    origin: Mapped[str] = mapped_column(String(20), default="tool")
     # The submitted tool as validated. Holds the child's details: it never leaves this service
     # except to an authorised caller of the API.
     tool: Mapped[dict[str, Any]] = mapped_column(JSON)

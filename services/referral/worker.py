@@ -22,7 +22,12 @@ def build_worker(client: Client, store: Store, executor: ThreadPoolExecutor) -> 
     return Worker(
         client,
         task_queue=REFERRAL_TASK_QUEUE,
-        activities=[acts.record_stage, acts.triage_facts, acts.episode_facts],
+        activities=[
+            acts.record_stage,
+            acts.triage_facts,
+            acts.episode_facts,
+            acts.open_for_consideration,
+        ],
         activity_executor=executor,
     )
 

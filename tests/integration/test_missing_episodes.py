@@ -111,3 +111,42 @@ async def test_an_episode_reported_for_an_open_case_reaches_it(intake: Intake) -
             break
         await asyncio.sleep(0.1)
     assert [e["episode_id"] for e in state["missing_episodes"]] == [resp.json()["episode_id"]]
+
+
+async def test_a_third_episode_in_90_days_opens_a_referral_for_consideration(
+    intake: Intake,
+) -> None:
+    police = intake.new_agency("Northshire Police", AgencyType.police)
+    intake.new_agency("MSET Partnership", AgencyType.local_authority)
+    coordinator = intake.new_user("Sam", Role.coordinator, "MSET Partnership")
+    child = missing_report()["child"]
+    episode_ids = []
+    async with intake.http(police) as http:
+        for days_ago in (40, 12, 0):
+            at = datetime.now(UTC) - timedelta(days=days_ago, hours=6)
+            resp = await http.post(
+                "/v1/missing-episodes",
+                json=missing_report(child=child, reported_at=at.isoformat()),
+            )
+            assert resp.status_code == 202, resp.text
+            assert resp.json()["case_referral_id"] is None  # no case yet
+            episode_ids.append(resp.json()["episode_id"])
+            back = await http.post(
+                f"/v1/missing-episodes/{episode_ids[-1]}/return",
+                json={"returned_at": (at + timedelta(hours=5)).isoformat()},
+            )
+            assert back.status_code == 200, (days_ago, episode_ids, back.text)
+    # The third return makes the rules say "consider": a referral is opened and linked.
+    async with intake.http(coordinator) as http:
+        case_id = None
+        for _ in range(100):
+            view = (await http.get(f"/v1/missing-episodes/{episode_ids[-1]}")).json()
+            case_id = view["case_referral_id"]
+            if case_id:
+                break
+            await asyncio.sleep(0.1)
+        assert case_id, "no referral was opened"
+        case = await wait_for_stage(http, case_id, "awaiting_pre_mset")
+        assert case["suggested_level"] in {"medium", "high"}
+    state = await intake.client.get_workflow_handle(f"referral-{case_id}").query("state")
+    assert len(state["missing_episodes"]) == 3

@@ -28,9 +28,12 @@ from mset_contract.events import (
 from mset_contract.referral import ReferralCreate, referral_example
 from mset_contract.referral_workflow import (
     REFERRAL_EPISODE_FACTS_ACTIVITY,
+    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
     REFERRAL_TRIAGE_FACTS_ACTIVITY,
     EpisodeFacts,
     EpisodeFactsInput,
+    OpenedForConsideration,
+    OpenForConsiderationInput,
     RecordStageInput,
     RecordStageResult,
     StartReferralInput,
@@ -93,6 +96,7 @@ class CaseWorld:
     env: WorkflowEnvironment | None = None
     facts: dict[uuid.UUID, TriageFacts] = field(default_factory=dict)
     episodes: dict[uuid.UUID, EpisodeFacts] = field(default_factory=dict)
+    opened: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     stages: list[RecordStageInput] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[TriageResult] = field(default_factory=list)
@@ -108,6 +112,23 @@ class CaseWorld:
         return self.episodes.get(
             inp.episode_id,
             EpisodeFacts(local_authority="northshire", age_years=14, days_until_18=1200),
+        )
+
+    @activity.defn(name=REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY)
+    async def open_for_consideration(
+        self, inp: OpenForConsiderationInput
+    ) -> OpenedForConsideration:
+        referral_id = self.opened.setdefault(inp.episode_id, uuid.uuid4())
+        self.facts[referral_id] = facts_for([("MIS-03", Recency.current)], assessed_at=inp.at)
+        return OpenedForConsideration(
+            start=StartReferralInput(
+                referral_id=referral_id,
+                agency_id=uuid.uuid4(),
+                local_authority="northshire",
+                submitted_at=inp.at,
+                referrer_level=RiskLevel.medium,
+            ),
+            workflow_id=referral_workflow_id(referral_id),
         )
 
     @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
@@ -192,7 +213,15 @@ async def case_world(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator
             )
         )
         queues: list[tuple[str, list[Callable[..., Any]]]] = [
-            (REFERRAL_TASK_QUEUE, [world.triage_facts, world.record_stage, world.episode_facts]),
+            (
+                REFERRAL_TASK_QUEUE,
+                [
+                    world.triage_facts,
+                    world.record_stage,
+                    world.episode_facts,
+                    world.open_for_consideration,
+                ],
+            ),
             (TRIAGE_TASK_QUEUE, [world.evaluate]),
             (NOTIFICATIONS_TASK_QUEUE, [world.publish]),
         ]

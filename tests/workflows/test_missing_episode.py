@@ -150,28 +150,57 @@ async def test_invalid_records_are_refused(
     await handle.terminate()
 
 
-async def test_found_in_another_authority_and_repeat_missing_escalate_without_a_case(
+async def test_found_in_another_authority_tells_that_authority(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=5))
+    await returned(handle, now, located="eastmoor")
+    await eventually(lambda: "missing_in_other_authority" in world.escalations())
+    other = next(e for e in world.events if e.get("kind") == "missing_in_other_authority")
+    assert any(t["agency_ref"] == "eastmoor" for t in other["notify"])
+    assert "repeat_missing" not in world.escalations()
+    await handle.terminate()
+
+
+async def test_repeat_missing_without_a_case_opens_a_referral_for_pre_mset(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
     now = await time_skipping.get_current_time()
     handle = await report(world, now - timedelta(hours=5))
     episode_id = uuid.UUID(handle.id.removeprefix("missing-"))
+    earlier = [
+        MissingEpisodeSummary(episode_id=uuid.uuid4(), reported_at=now - timedelta(days=d))
+        for d in (20, 45)
+    ]
     world.episodes[episode_id] = EpisodeFacts(
-        local_authority="northshire",
-        age_years=14,
-        days_until_18=1200,
-        other_episodes=[
-            MissingEpisodeSummary(episode_id=uuid.uuid4(), reported_at=now - timedelta(days=d))
-            for d in (20, 45)
-        ],
+        local_authority="northshire", age_years=14, days_until_18=1200, other_episodes=earlier
     )
-    await returned(handle, now, located="eastmoor")
-    await eventually(
-        lambda: {"repeat_missing", "missing_in_other_authority"} <= set(world.escalations())
-    )
-    other = next(e for e in world.events if e.get("kind") == "missing_in_other_authority")
-    assert any(t["agency_ref"] == "eastmoor" for t in other["notify"])
+    await returned(handle, now)
+    await eventually(lambda: episode_id in world.opened)
+    case = world.client.get_workflow_handle(f"referral-{world.opened[episode_id]}")
+    for _ in range(100):
+        state = await case.query(ReferralWorkflow.state)
+        if (
+            state is not None
+            and state.stage == Stage.awaiting_pre_mset
+            and len(state.missing_episodes) == 3
+        ):
+            break
+        await asyncio.sleep(0.05)
+    assert state is not None and state.stage == Stage.awaiting_pre_mset
+    assert {e.episode_id for e in state.missing_episodes} == {
+        episode_id,
+        *(x.episode_id for x in earlier),
+    }
+    episode = await handle.query(MissingEpisodeWorkflow.state)
+    assert episode is not None and episode.case_referral_id == world.opened[episode_id]
+    # The case, not the episode, escalates repeat missing: once.
+    await eventually(lambda: "repeat_missing" in world.escalations())
+    await asyncio.sleep(0.3)
+    assert world.escalations().count("repeat_missing") == 1
     await handle.terminate()
+    await case.terminate()
 
 
 async def test_an_episode_counts_toward_the_childs_open_case(

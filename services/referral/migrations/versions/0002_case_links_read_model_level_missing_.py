@@ -59,6 +59,9 @@ def upgrade() -> None:
     with op.batch_alter_table("referral_referrals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("level", sa.String(length=10), nullable=True))
         batch_op.add_column(
+            sa.Column("origin", sa.String(length=20), nullable=False, server_default="tool")
+        )
+        batch_op.add_column(
             sa.Column("open_actions", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("case_referral_id", sa.Uuid(), nullable=True))
@@ -74,6 +77,7 @@ def downgrade() -> None:
         batch_op.drop_column("previous_referral_id")
         batch_op.drop_column("case_referral_id")
         batch_op.drop_column("open_actions")
+        batch_op.drop_column("origin")
         batch_op.drop_column("level")
 
     with op.batch_alter_table("referral_missing_episodes", schema=None) as batch_op:
