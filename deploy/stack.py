@@ -30,6 +30,9 @@ from mset_contract.vocab import AgencyType, Role
 DEMO_AGENCY = "Demo Children's Social Care"
 DEMO_PARTNERSHIP = "Demo MSET Partnership"
 DEMO_COORDINATOR = "Demo Coordinator"
+DEMO_CHAIR = "Demo Chair (DI)"
+DEMO_PANEL_MEMBER = "Demo Panel Member"
+DEMO_MANAGER = "Demo Manager"
 
 
 class StackSettings(BaseSettings):
