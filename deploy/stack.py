@@ -250,11 +250,17 @@ def demo_credentials(s: StackSettings) -> dict[str, str]:
     agency = identity.create_agency(DEMO_AGENCY, AgencyType.childrens_social_care)
     identity.create_agency(DEMO_PARTNERSHIP, AgencyType.local_authority)
     coordinator = identity.create_user(DEMO_COORDINATOR, Role.coordinator, DEMO_PARTNERSHIP)
+    chair = identity.create_user(DEMO_CHAIR, Role.chair, DEMO_PARTNERSHIP)
+    member = identity.create_user(DEMO_PANEL_MEMBER, Role.panel_member, DEMO_PARTNERSHIP)
+    manager = identity.create_user(DEMO_MANAGER, Role.manager, DEMO_AGENCY)
     engine.dispose()
     creds = {
         "agency": DEMO_AGENCY,
         "api_key": agency.secret,
         "coordinator_token": coordinator.secret,
+        "chair_token": chair.secret,
+        "panel_member_token": member.secret,
+        "manager_token": manager.secret,
     }
     path.write_text(json.dumps(creds, indent=2))
     path.chmod(0o600)
@@ -278,6 +284,7 @@ def banner(s: StackSettings, parts: list[Part], creds: dict[str, str] | None) ->
             f"    X-API-Key: {creds['api_key']}",
             "  Demo coordinator",
             f"    Authorization: Bearer {creds['coordinator_token']}",
+            f"  Demo chair, panel member and manager tokens: {s.data_dir / 'demo-credentials.json'}",
         ]
     lines += ["Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
