@@ -284,7 +284,7 @@ def banner(s: StackSettings, parts: list[Part], creds: dict[str, str] | None) ->
             f"    X-API-Key: {creds['api_key']}",
             "  Demo coordinator",
             f"    Authorization: Bearer {creds['coordinator_token']}",
-            f"  Demo chair, panel member and manager tokens: {s.data_dir / 'demo-credentials.json'}",
+            f"  Chair, panel member, manager tokens: {s.data_dir / 'demo-credentials.json'}",
         ]
     lines += ["Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
