@@ -83,7 +83,10 @@ class InboxItem(Base):
     """One escalation for one target (a role at an agency, or at agencies of a type)."""
 
     __tablename__ = "notifications_inbox_items"
-    __table_args__ = (Index("ix_notifications_inbox_target", "target_role", "target_agency_id"),)
+    __table_args__ = (
+        Index("ix_notifications_inbox_target", "target_role", "target_agency_id"),
+        Index("ix_notifications_inbox_timer", "timer_started_at", "urgency"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # uuid5(event id, target)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
@@ -284,11 +287,20 @@ class Store:
             q = q.with_for_update()
         return s.scalar(q)
 
-    def items_awaiting_timer(self, s: Session, event_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    def items_awaiting_timer(
+        self, s: Session, urgencies: Sequence[str], limit: int
+    ) -> Sequence[uuid.UUID]:
+        """Urgent items, still unacknowledged, whose re-escalation timer is not started."""
         return s.scalars(
-            select(InboxItem.id).where(
-                InboxItem.event_id == event_id, InboxItem.timer_started_at.is_(None)
+            select(InboxItem.id)
+            .where(
+                InboxItem.timer_started_at.is_(None),
+                InboxItem.urgency.in_(urgencies),
+                InboxItem.acknowledged_at.is_(None),
+                InboxItem.actioned_at.is_(None),
             )
+            .order_by(InboxItem.created_at)
+            .limit(limit)
         ).all()
 
     def mark_timer_started(self, s: Session, item_id: uuid.UUID) -> None:

@@ -6,6 +6,7 @@ starts it as it starts every service's worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -44,19 +45,48 @@ from services.notifications.webhooks import WebhookDispatcher
 log = logging.getLogger("mset.notifications.worker")
 
 
-class TemporalTimers:
-    """Starts an item's re-escalation workflow from a consumer thread, on the worker's loop
-    (the Temporal client belongs to it)."""
+class TimerOutbox:
+    """Gives each urgent, unacknowledged inbox item its re-escalation workflow.
+
+    The inbox consumer only writes the item (its ``timer_started_at`` is empty: the row is
+    the outbox); this task, on the worker's event loop, starts the workflow and marks the
+    item. A crash between the two is harmless: the workflow id comes from the item id, so a
+    second start joins the first.
+    """
 
     def __init__(
-        self, client: Client, loop: asyncio.AbstractEventLoop, settings: NotificationsSettings
+        self, client: Client, store: Store, settings: NotificationsSettings, stop: threading.Event
     ) -> None:
         self.client = client
-        self.loop = loop
+        self.store = store
         self.s = settings
+        self.stop = stop
+        self.urgencies = sorted(u.value for u in settings.reescalate_urgencies)
 
-    def start(self, item_id: uuid.UUID) -> None:
-        asyncio.run_coroutine_threadsafe(self._start(item_id), self.loop).result(timeout=30)
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                started = await self.tick()
+            except Exception:
+                log.exception("re-escalation timers: tick failed; retrying")
+                started = 0
+            if not started:
+                await asyncio.sleep(self.s.dispatch_poll_seconds)
+
+    async def tick(self) -> int:
+        due = await asyncio.to_thread(self._due)
+        for item_id in due:
+            await self._start(item_id)
+            await asyncio.to_thread(self._mark, item_id)
+        return len(due)
+
+    def _due(self) -> list[uuid.UUID]:
+        with self.store.session() as s:
+            return list(self.store.items_awaiting_timer(s, self.urgencies, 50))
+
+    def _mark(self, item_id: uuid.UUID) -> None:
+        with self.store.session() as s:
+            self.store.mark_timer_started(s, item_id)
 
     async def _start(self, item_id: uuid.UUID) -> None:
         try:
@@ -105,28 +135,30 @@ class NotificationsWorker:
             )
         self.wanted = consumers
         self.loops: list[ConsumerLoop] = []
+        self.timer_task: asyncio.Task[None] | None = None
         self.dispatchers: list[WebhookDispatcher | Mailer] = []
         if "webhooks" in consumers:
             self.dispatchers.append(WebhookDispatcher(store, settings, self.stop))
         if "email" in consumers:
             self.dispatchers.append(Mailer(store, settings, self.stop))
 
-    def _handlers(self, loop: asyncio.AbstractEventLoop) -> list[Handler]:
-        timers = TemporalTimers(self.client, loop, self.s)
+    def _handlers(self) -> list[Handler]:
         available: dict[str, Handler] = {
-            "inbox": InboxHandler(self.store, self.s, timers),
+            "inbox": InboxHandler(self.store),
             "webhooks": WebhookHandler(self.store),
             "email": EmailHandler(self.store, self.s),
         }
         return [available[name] for name in self.wanted]
 
     async def __aenter__(self) -> NotificationsWorker:
-        loop = asyncio.get_running_loop()
-        self.loops = [ConsumerLoop(h, self.broker, self.s, self.stop) for h in self._handlers(loop)]
+        self.loops = [ConsumerLoop(h, self.broker, self.s, self.stop) for h in self._handlers()]
         for c in self.loops:
             c.start()
         for d in self.dispatchers:
             d.start()
+        if "inbox" in self.wanted:
+            timers = TimerOutbox(self.client, self.store, self.s, self.stop)
+            self.timer_task = asyncio.create_task(timers.run(), name="reescalation-timers")
         if self.worker is not None:
             await self.worker.__aenter__()
         return self
@@ -142,6 +174,10 @@ class NotificationsWorker:
         tb: TracebackType | None,
     ) -> None:
         self.stop.set()
+        if self.timer_task is not None:
+            self.timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.timer_task
         try:
             if self.worker is not None:
                 await self.worker.__aexit__(exc_type, exc, tb)

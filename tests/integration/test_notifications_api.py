@@ -82,7 +82,7 @@ def escalate(api: Api, referrer: uuid.UUID, *targets: EscalationTargetRef) -> uu
     event = high_risk_escalation(case, referrer, "northshire", datetime.now(UTC))
     if targets:
         event = event.model_copy(update={"notify": list(targets)})
-    InboxHandler(api.store, api.app_settings, timers=None).handle(event)
+    InboxHandler(api.store).handle(event)
     return case
 
 
