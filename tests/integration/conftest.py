@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from mset_contract.vocab import AgencyType, Role
@@ -83,7 +84,8 @@ async def case_workers(
     )
     n_engine = make_engine(database_url)
     notifications_upgrade(n_engine)
-    with ThreadPoolExecutor(max_workers=4) as executor:
+    executor = ThreadPoolExecutor(max_workers=4)
+    try:
         async with (
             build_worker(client),
             build_referral_worker(client, referral_store, executor),
@@ -91,7 +93,21 @@ async def case_workers(
             NotificationsWorker(n_settings, NotificationsStore(n_engine), client, consumers=()),
         ):
             yield
-    n_engine.dispose()
+            # The dev server outlives this test, the cases it started would not: end them,
+            # so the next test's workers on these task queues are not fed this test's work
+            # (against a database that is about to be dropped).
+            await terminate_running(client)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        n_engine.dispose()
+
+
+async def terminate_running(client: Client) -> None:
+    async for wf in client.list_workflows("ExecutionStatus='Running'"):
+        try:
+            await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test over")
+        except RPCError:
+            pass  # it finished meanwhile
 
 
 @pytest.fixture
