@@ -1,7 +1,8 @@
 """The notifications worker process: the Temporal worker (publish activity, re-escalation
-timers) and, on threads beside it, the three Kafka consumers (inbox, webhooks, e-mail) and
-the two outbox dispatchers (webhook deliveries, e-mail). One process, so ``deploy/stack.py``
-starts it as it starts every service's worker."""
+workflow and activity), the timer outbox (a task on its event loop that starts an urgent
+item's re-escalation workflow) and, on threads beside them, the three Kafka consumers (inbox,
+webhooks, e-mail) and the two outbox dispatchers (webhook deliveries, e-mail). One process,
+so ``deploy/stack.py`` starts it as it starts every service's worker."""
 
 from __future__ import annotations
 
