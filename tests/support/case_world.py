@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -97,6 +98,7 @@ class CaseWorld:
     facts: dict[uuid.UUID, TriageFacts] = field(default_factory=dict)
     episodes: dict[uuid.UUID, EpisodeFacts] = field(default_factory=dict)
     opened: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
     stages: list[RecordStageInput] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[TriageResult] = field(default_factory=list)
@@ -191,6 +193,7 @@ class CaseWorld:
             referrer_level=f.referrer_level,
             history_limit=history_limit,
         )
+        self.started.append(referral_workflow_id(referral_id))
         return await self.client.start_workflow(
             ReferralWorkflow.run,
             inp,
@@ -198,6 +201,17 @@ class CaseWorld:
             task_queue=self.task_queue,
             execution_timeout=timedelta(days=3 * 365),
         )
+
+    async def end_everything(self) -> None:
+        """Terminate whatever this test left running. The time-skipping server is shared by
+        the session: a case left with timers would make later tests' skips work through
+        its timers with no worker to take them."""
+        ids = [*self.started, *(referral_workflow_id(r) for r in self.opened.values())]
+        for wid in ids:
+            try:
+                await self.client.get_workflow_handle(wid).terminate("test over")
+            except RPCError:
+                pass  # finished already
 
 
 @asynccontextmanager
@@ -227,4 +241,7 @@ async def case_world(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator
         ]
         for queue, acts in queues:
             await stack.enter_async_context(Worker(client, task_queue=queue, activities=acts))
-        yield world
+        try:
+            yield world
+        finally:
+            await world.end_everything()

@@ -46,6 +46,7 @@ async def report(
     world: CaseWorld, reported_at: datetime, case: uuid.UUID | None = None
 ) -> WorkflowHandle[Any, Any]:
     episode_id = uuid.uuid4()
+    world.started.append(missing_episode_workflow_id(episode_id))
     return await world.client.start_workflow(
         MissingEpisodeWorkflow.run,
         StartMissingEpisodeInput(
