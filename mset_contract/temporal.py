@@ -3,7 +3,6 @@ attributes. Workflows call activities *by name* so they never import service cod
 
 from __future__ import annotations
 
-
 from temporalio.common import SearchAttributeKey
 
 # Task queues: one per owner (DESIGN.md §2).
