@@ -21,7 +21,6 @@ from email.message import Message
 from typing import Any, TypeVar
 
 import httpx
-import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
@@ -52,8 +51,8 @@ from services.referral.identity import Identity
 from services.referral.migrate import upgrade as referral_upgrade
 from services.referral.store import Store as ReferralStore
 from services.referral.store import make_engine as referral_engine
-from tests.conftest import POSTGRES_ADMIN_URL
 from tests.integration.conftest import referral_settings
+from tests.support.db import postgres_database
 from tests.support.net import free_port
 from tests.support.servers import serve
 
@@ -116,19 +115,8 @@ def notif_db_fixture(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('notif') / 'mset.db'}"
         return
-    name = f"mset_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 class Mailbox:
