@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from mset_contract.referral import ResolvedIndicator
-from mset_contract.triage import Escalation, TriageResult
+from mset_contract.triage import Escalation, EscalationKind, TriageResult
 from mset_contract.types import FreeText, LocalAuthorityCode
 from mset_contract.vocab import (
     ActionAim,
@@ -438,8 +438,15 @@ class MissingEpisodeState(_Model):
     events_emitted: int = 0
 
 
+# Escalations whose dates derive from the child's date of birth (the 18th birthday): they carry
+# no date outside the triage result, and a case publishes each once.
+BIRTHDAY_KINDS = (EscalationKind.transition_to_adult_services,)
+
+
 def escalation_key(e: Escalation) -> str:
     """One escalation is published once, however often the rules report it again."""
+    if e.kind in BIRTHDAY_KINDS:
+        return f"{e.kind.value}//"
     due = e.due_at.isoformat() if e.due_at else ""
     return f"{e.kind.value}/{e.subject or ''}/{due}"
 

@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from mset_contract import events as ev
     from mset_contract.referral_workflow import (
+        BIRTHDAY_KINDS,
         CaseAction,
         ExitRecord,
         MissingEpisodeState,
@@ -96,7 +97,8 @@ class EventOutbox:
             fired_rules=sorted({f.rule for f in r.fired}),
             level=r.level,
             about=e.subject,
-            due_at=e.due_at,
+            # The 18th birthday would give away the child's date of birth: never published.
+            due_at=None if e.kind in BIRTHDAY_KINDS else e.due_at,
             deadline=e.deadline,
         )
         if e.kind in (EscalationKind.action_due_soon, EscalationKind.action_overdue):

@@ -19,12 +19,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 # The sandbox re-imports this module on every run; the contract models are pure pydantic
 # with no side effects at import, so they are passed through rather than re-imported.
 with workflow.unsafe.imports_passed_through():
     from mset_contract.referral_workflow import (
+        BIRTHDAY_KINDS,
         QUERY_STATE,
         REFERRAL_TRIAGE_FACTS_ACTIVITY,
         REFERRAL_WORKFLOW,
@@ -128,6 +129,7 @@ class ReferralWorkflow:
                 stages=[StageChange(stage=Stage.submitted, at=inp.submitted_at)],
             )
         self._wake = False
+        self._fallback_assessment: Any = None
         self._retriage = False
         self._last: TriageResult | None = None
         self._lock = asyncio.Lock()
@@ -142,6 +144,11 @@ class ReferralWorkflow:
             await self._evaluate()
             await self._move(Stage.triaged)
             await self._move(Stage.awaiting_pre_mset)
+        else:
+            # A fresh run knows none of the rules' checks yet: ask again, so its timers (and
+            # each action's reminder and overdue points) are set. Escalations already sent are
+            # in the carried keys and are not sent again.
+            await self._evaluate()
         s = self.s
         assert s is not None
         for action in s.actions:
@@ -196,8 +203,10 @@ class ReferralWorkflow:
 
     # --- timers -----------------------------------------------------------------------------
 
-    def _next_wake(self) -> datetime | None:
-        """The earliest moment anything falls due that is not an action's own timer."""
+    def _next_wake(self, shown: bool = False) -> datetime | None:
+        """The earliest moment anything falls due that is not an action's own timer.
+        ``shown``: for the search attribute, which leaves out checks dated from the child's
+        birthday (they would give away the date of birth)."""
         assert self.s is not None
         times: list[datetime] = []
         if self._last is not None:
@@ -205,6 +214,7 @@ class ReferralWorkflow:
                 c.at
                 for c in self._last.next_checks
                 if c.kind not in (EscalationKind.action_due_soon, EscalationKind.action_overdue)
+                and not (shown and c.kind in BIRTHDAY_KINDS)
             ]
         if self.s.stage == Stage.more_information_requested and self.s.pre_mset:
             if self.s.pre_mset.information_due_at:
@@ -259,14 +269,17 @@ class ReferralWorkflow:
             s = self.s
             assert s is not None and s.assessment_id is not None
             now = workflow.now()
-            facts = await workflow.execute_activity(
-                REFERRAL_TRIAGE_FACTS_ACTIVITY,
-                TriageFactsInput(assessment_id=s.assessment_id, as_of=now),
-                task_queue=REFERRAL_TASK_QUEUE,
-                result_type=TriageFacts,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+            try:
+                facts = await self._facts(s.assessment_id, now)
+            except ActivityError as err:
+                cause = err.cause
+                gone = isinstance(cause, ApplicationError) and cause.type == "NotFound"
+                if not gone or self._fallback_assessment is None:
+                    raise
+                # The new tool was withdrawn (its intake did not complete): the case goes on
+                # with the tool it had rather than failing.
+                s.assessment_id, self._fallback_assessment = self._fallback_assessment, None
+                facts = await self._facts(s.assessment_id, now)
             result = await workflow.execute_activity(
                 TRIAGE_EVALUATE_ACTIVITY,
                 self._triage_input(facts, now),
@@ -288,6 +301,16 @@ class ReferralWorkflow:
                 self._escalate(esc, result)
             self._refresh_search_attributes()
             return result
+
+    async def _facts(self, assessment_id: Any, now: datetime) -> TriageFacts:
+        return await workflow.execute_activity(
+            REFERRAL_TRIAGE_FACTS_ACTIVITY,
+            TriageFactsInput(assessment_id=assessment_id, as_of=now),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=TriageFacts,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
 
     def _escalate(self, esc: Escalation, result: TriageResult) -> None:
         s = self.s
@@ -365,7 +388,7 @@ class ReferralWorkflow:
         s = self.s
         assert s is not None
         deadlines = [a.due_at for a in s.actions if a.open]
-        nxt = self._next_wake()
+        nxt = self._next_wake(shown=True)
         if nxt is not None:
             deadlines.append(nxt)
         s.next_deadline = min(deadlines) if deadlines and s.stage not in CLOSED else None
@@ -601,6 +624,7 @@ class ReferralWorkflow:
         s = self.s
         if s is None or s.stage in CLOSED:
             return
+        self._fallback_assessment = s.assessment_id
         s.assessment_id = sig.assessment_id
         s.last_assessed_at = sig.assessed_at
         s.referrer_level = sig.referrer_level

@@ -457,6 +457,39 @@ async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
     assert len(ids) == len(set(ids))
     assert world.event_types().count("mset.action.assigned") == 8
     assert world.event_types().count("mset.action.completed") == 8
+    # After the hand-over the rules' timers still run: an action left undone escalates.
+    now = await time_skipping.get_current_time()
+    late = await review(
+        handle,
+        MsetReviewInput(
+            level=RiskLevel.medium,
+            decided_by=CHAIR,
+            review_id="after-handover",
+            actions=[
+                NewAction(
+                    owner_agency_id=POLICE,
+                    due_at=now + timedelta(days=5),
+                    aim=ActionAim.reduce,
+                    target=ActionTarget.victim,
+                    description="Safety planning session.",
+                )
+            ],
+        ),
+    )
+    await time_skipping.sleep(timedelta(days=4))  # inside the 48 h reminder window
+
+    def reminded() -> bool:
+        return any(
+            e.get("about") == late.action_ids[0]
+            for e in world.events
+            if e.get("kind") == "action_due_soon"
+        )
+
+    for _ in range(100):
+        if reminded():
+            break
+        await asyncio.sleep(0.05)
+    assert reminded()
     # After the hand-over the case still takes decisions and exits normally.
     await exit_(
         handle,
@@ -477,4 +510,31 @@ async def test_two_years_of_monthly_reviews_stay_under_the_history_bound(
     print(f"history length after each month: {lengths}; runs: {state.runs}")
     assert max(lengths) < DEFAULT_HISTORY_LIMIT + 60
     assert state.reviews_total == 24
+    await handle.terminate()
+
+
+async def test_turning_18_is_told_once_and_never_with_the_birthday(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle = await world.start_case(facts_for(MEDIUM, age_years=17, days_until_18=100))
+    await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    now = await time_skipping.get_current_time()
+    # Several more evaluations (missing episodes re-triage the case): still one escalation.
+    for hours in (30, 20, 10):
+        await handle.signal(
+            ReferralWorkflow.missing_episode,
+            MissingEpisodeSignal(
+                episode=MissingEpisodeSummary(
+                    episode_id=uuid.uuid4(),
+                    reported_at=now - timedelta(hours=hours + 5),
+                    returned_at=now - timedelta(hours=hours),
+                    rhi_offered_at=now - timedelta(hours=hours - 2),
+                )
+            ),
+        )
+    await until(handle, lambda s: len(s.missing_episodes) == 3)
+    await asyncio.sleep(0.3)
+    transitions = [e for e in world.events if e.get("kind") == "transition_to_adult_services"]
+    assert len(transitions) == 1
+    assert transitions[0]["due_at"] is None  # the 18th birthday would reveal the date of birth
     await handle.terminate()
