@@ -66,7 +66,12 @@ class MsetReviewRequest(_Req):
     rationale: FreeText | None = None
     actions: list[NewAction] = Field(default_factory=list, max_length=50)
     meeting_id: UUID | None = None
-    review_id: str | None = Field(default=None, max_length=64)
+    review_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Your id for this review: sending the same review again (a retry after a "
+        "timeout) records it once.",
+    )
 
 
 class ActionProgressRequest(_Req):

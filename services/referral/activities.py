@@ -38,6 +38,7 @@ from mset_contract.referral_workflow import (
 from mset_contract.temporal import REFERRAL_RECORD_STAGE_ACTIVITY, referral_workflow_id
 from mset_contract.types import age_on, birthday, today_uk
 from mset_contract.vocab import AgencyType, Recency, RiskLevel, Stage
+from services.referral.domain import CLOSED_STAGES
 from services.referral.store import Agency, MissingEpisode, Referral, Store
 
 
@@ -116,6 +117,14 @@ class ReferralActivities:
             assert agency is not None
             ref = f"MISSING-{episode.id}"
             row = self.store.referral_by_partner_ref(s, episode.agency_id, ref)
+            if row is None:
+                # Another of the child's episodes may have opened a case already: one child,
+                # one open case.
+                case = self.store.open_case_for_child(
+                    s, episode.agency_id, episode.agency_child_ref, episode.local_authority
+                )
+                if case is not None and case.stage not in CLOSED_STAGES:
+                    row = case
             if row is None:
                 report = MissingReportCreate.model_validate(
                     episode.report, context={"stored": True}

@@ -106,23 +106,26 @@ class CaseDesk:
         action_id: str,
         req: ActionProgressRequest,
     ) -> ActionProgressRecorded:
-        row = await run_in_threadpool(
-            self.intake.readable, principal, referral_id, "action_progress"
-        )
-        case = await run_in_threadpool(self.intake.case_row, row)
-        if not principal.has_role(*PROGRESS_ROLES):
-            # Staff of the owning agency report progress on their own actions.
-            state = await self.workflows.state(case.workflow_id)
-            owner = next(
-                (
-                    a.owner_agency_id
-                    for a in (state.actions if state else [])
-                    if a.action_id == action_id
-                ),
-                None,
+        if principal.has_role(*PROGRESS_ROLES):
+            row = await run_in_threadpool(
+                self.intake.readable, principal, referral_id, "action_progress"
             )
-            if principal.kind != "user" or owner != principal.agency_id:
-                raise ReferralNotFound(f"no action {action_id} that you may update")
+            case = await run_in_threadpool(self.intake.case_row, row)
+        else:
+            # Staff of the agency that owns the action report progress on it, whether or not
+            # they may read the rest of the referral. Ownership is checked before anything is
+            # disclosed, and a refusal looks like a missing action.
+            refused = ReferralNotFound(f"no action {action_id} that you may update")
+            if principal.kind != "user":
+                raise refused
+            row = await run_in_threadpool(self.intake.delivered, referral_id)
+            case = await run_in_threadpool(self.intake.case_row, row)
+            state = await self.workflows.state(case.workflow_id)
+            actions = state.actions if state else []
+            owner = next((a.owner_agency_id for a in actions if a.action_id == action_id), None)
+            if owner != principal.agency_id:
+                raise refused
+            await run_in_threadpool(self.intake.disclose, principal, referral_id, "action_progress")
         arg = ActionProgressInput(action_id=action_id, by=_user(principal), **req.model_dump())
         return await self.workflows.update(
             case.workflow_id, UPDATE_ACTION_PROGRESS, arg, ActionProgressRecorded

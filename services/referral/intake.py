@@ -80,9 +80,17 @@ class Intake:
         try:
             await self._deliver(row, principal)
         except Exception as exc:
-            await run_in_threadpool(self._remove_undelivered, row.id)
+            if row.case_referral_id is None:
+                # A new case: its workflow, if the start did reach Temporal, finds no row and
+                # ends; a retry starts afresh.
+                await run_in_threadpool(self._remove_undelivered, row.id)
+                raise WorkflowUnavailable(
+                    "the referral could not be accepted now; nothing was recorded, please retry"
+                ) from exc
+            # A reassessment may have reached its case even though we saw an error: keep the
+            # tool (undelivered, so no one is shown it) for the partner's retry to confirm.
             raise WorkflowUnavailable(
-                "the referral could not be accepted now; nothing was recorded, please retry"
+                "the reassessment could not be confirmed; retry with the same Idempotency-Key"
             ) from exc
         return _accepted(row, duplicate=False)
 
@@ -218,6 +226,27 @@ class Intake:
                 )
             )
             return row
+
+    def delivered(self, referral_id: uuid.UUID) -> Referral:
+        """The referral, with no access check: for callers that check access another way
+        (then call ``disclose``)."""
+        with self.store.session() as s:
+            row = s.get(Referral, referral_id)
+        if row is None or not row.workflow_started:
+            raise ReferralNotFound(f"no referral {referral_id} that you may see")
+        return row
+
+    def disclose(self, principal: Principal, referral_id: uuid.UUID, purpose: str) -> None:
+        with self.store.session() as s:
+            s.add(
+                Disclosure(
+                    referral_id=referral_id,
+                    agency_id=principal.agency_id,
+                    user_id=principal.user_id,
+                    purpose=purpose,
+                    at=self.clock(),
+                )
+            )
 
     def case_row(self, row: Referral) -> Referral:
         """The case-opening referral a reassessment belongs to (or the row itself)."""

@@ -63,23 +63,29 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         assert again.status_code == 200  # the same decision again is the same decision
 
         due = datetime.now(UTC) + timedelta(days=14)
-        plan = await chair_http.post(
-            f"/v1/referrals/{rid}/mset-review",
-            json={
-                "level": "medium",
-                "actions": [
-                    {
-                        "owner_agency_id": str(police_key.id),
-                        "due_at": due.isoformat(),
-                        "aim": "reduce",
-                        "target": "perpetrator",
-                        "description": "Serve a Child Abduction Warning Notice.",
-                    }
-                ],
-            },
-        )
+        plan_body = {
+            "level": "medium",
+            "review_id": "mset-1",
+            "actions": [
+                {
+                    "owner_agency_id": str(police_key.id),
+                    "due_at": due.isoformat(),
+                    "aim": "reduce",
+                    "target": "perpetrator",
+                    "description": "Serve a Child Abduction Warning Notice.",
+                }
+            ],
+        }
+        plan = await chair_http.post(f"/v1/referrals/{rid}/mset-review", json=plan_body)
         assert plan.status_code == 200, plan.text
         action_id = plan.json()["action_ids"][0]
+        # A retry of the same review (after a timeout, say) records it once.
+        retry = await chair_http.post(f"/v1/referrals/{rid}/mset-review", json=plan_body)
+        assert retry.status_code == 200 and retry.json()["action_ids"] == [action_id]
+        no_id = {k: v for k, v in plan_body.items() if k != "review_id"}
+        missing_id = await chair_http.post(f"/v1/referrals/{rid}/mset-review", json=no_id)
+        assert missing_id.status_code == 422
+        assert "review_id" in [e["field"] for e in missing_id.json()["errors"]]
         view = await wait_for_stage(partner, rid, "active_plan")
         assert view["level"] == "medium"
         assert [a["action_id"] for a in view["open_actions"]] == [action_id]
@@ -87,6 +93,13 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         assert await listed(intake, f"MsetStage='active_plan' AND MsetLocalAuthority='{la}'", wid)
 
     # The owning agency's officer reports the action done; another agency's may not.
+    social_worker = intake.new_user("Alex Reid", Role.panel_member, "Northshire CSC")
+    async with intake.http(social_worker) as other_http:
+        not_theirs = await other_http.post(
+            f"/v1/referrals/{rid}/actions/{action_id}/progress",
+            json={"note": "Not our action.", "completed": True},
+        )
+        assert not_theirs.status_code == 404
     async with intake.http(officer) as officer_http:
         done = await officer_http.post(
             f"/v1/referrals/{rid}/actions/{action_id}/progress",
