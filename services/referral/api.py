@@ -96,6 +96,7 @@ log = logging.getLogger("mset.referral")
 RPC_TIMEOUT = timedelta(seconds=10)
 QUERY_TIMEOUT = timedelta(seconds=3)
 R = TypeVar("R", bound=BaseModel)
+S = TypeVar("S", bound=BaseModel)
 
 
 def desk(request: Request) -> CaseDesk:
@@ -120,26 +121,51 @@ class TemporalCases:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def start_referral(self, workflow_id: str, inp: StartReferralInput) -> None:
+    async def _start(
+        self, workflow: str, inp: BaseModel, workflow_id: str, attrs: list[Any]
+    ) -> None:
         try:
             await self.client.start_workflow(
-                REFERRAL_WORKFLOW,
+                workflow,
                 inp,
                 id=workflow_id,
                 task_queue=WORKFLOWS_TASK_QUEUE,
-                # A retried start (same referral) joins the running workflow, never a second.
+                # A retried start (same row) joins the running workflow, never a second.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(SA_STAGE, Stage.submitted.value),
-                        SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority),
-                    ]
-                ),
+                search_attributes=TypedSearchAttributes(attrs),
                 rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
-            return  # it ran before and finished: that workflow is this referral's
+            return  # it ran before and finished: that workflow is this row's
+
+    async def _query(self, workflow_id: str, result: type[S]) -> S | None:
+        try:
+            state: S | None = await self.client.get_workflow_handle(workflow_id).query(
+                QUERY_STATE, result_type=result, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            raise CaseUnavailable("the workflow could not be asked just now") from exc
+        return state
+
+    async def start_referral(self, workflow_id: str, inp: StartReferralInput) -> None:
+        await self._start(
+            REFERRAL_WORKFLOW,
+            inp,
+            workflow_id,
+            [
+                SearchAttributePair(SA_STAGE, Stage.submitted.value),
+                SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority),
+            ],
+        )
+
+    async def start_episode(self, workflow_id: str, inp: StartMissingEpisodeInput) -> None:
+        await self._start(
+            MISSING_EPISODE_WORKFLOW,
+            inp,
+            workflow_id,
+            [SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority)],
+        )
 
     async def reassess(self, workflow_id: str, signal: ReassessedSignal) -> None:
         try:
@@ -152,44 +178,15 @@ class TemporalCases:
             raise
 
     async def state(self, workflow_id: str) -> ReferralState | None:
-        try:
-            state: ReferralState | None = await self.client.get_workflow_handle(workflow_id).query(
-                QUERY_STATE, result_type=ReferralState, rpc_timeout=QUERY_TIMEOUT
-            )
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            raise CaseUnavailable("the case could not be asked just now") from exc
-        return state
+        return await self._query(workflow_id, ReferralState)
 
-    async def start_episode(self, workflow_id: str, inp: StartMissingEpisodeInput) -> None:
-        try:
-            await self.client.start_workflow(
-                MISSING_EPISODE_WORKFLOW,
-                inp,
-                id=workflow_id,
-                task_queue=WORKFLOWS_TASK_QUEUE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority)]
-                ),
-                rpc_timeout=RPC_TIMEOUT,
-            )
-        except WorkflowAlreadyStartedError:
-            return
+    async def episode_state(self, workflow_id: str) -> MissingEpisodeState | None:
+        return await self._query(workflow_id, MissingEpisodeState)
 
     async def episode_update(
         self, workflow_id: str, name: str, arg: ReturnInput | RhiOutcomeInput, result: type
     ) -> object:
         return await self.update(workflow_id, name, arg, result)
-
-    async def episode_state(self, workflow_id: str) -> MissingEpisodeState | None:
-        try:
-            state: MissingEpisodeState | None = await self.client.get_workflow_handle(
-                workflow_id
-            ).query(QUERY_STATE, result_type=MissingEpisodeState, rpc_timeout=QUERY_TIMEOUT)
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            raise CaseUnavailable("the episode could not be asked just now") from exc
-        return state
 
     async def update(self, workflow_id: str, name: str, arg: BaseModel, result: type[R]) -> R:
         try:

@@ -151,16 +151,20 @@ def _fields(model: BaseModel) -> dict[str, Any]:
 
 
 def _view(row: Referral, case: Referral, state: ReferralState | None) -> CaseView:
+    # What this referral itself says; the rest is the case's, live or last recorded.
+    own: dict[str, Any] = {
+        "referral_id": row.id,
+        "case_id": case.id,
+        "partner_reference": row.partner_reference,
+        "submitted_at": row.submitted_at,
+        "referrer_level": RiskLevel(row.referrer_level),
+    }
     if state is None:
         return CaseView(
-            referral_id=row.id,
-            case_id=case.id,
-            partner_reference=row.partner_reference,
+            **own,
             stage=Stage(case.stage),
             local_authority=case.local_authority,
-            submitted_at=row.submitted_at,
             updated_at=case.updated_at,
-            referrer_level=RiskLevel(row.referrer_level),
             suggested_level=RiskLevel(case.suggested_level) if case.suggested_level else None,
             level=RiskLevel(case.level) if case.level else None,
             next_deadline=case.next_deadline,
@@ -168,14 +172,10 @@ def _view(row: Referral, case: Referral, state: ReferralState | None) -> CaseVie
             live=False,
         )
     return CaseView(
-        referral_id=row.id,
-        case_id=case.id,
-        partner_reference=row.partner_reference,
+        **own,
         stage=state.stage,
         local_authority=state.local_authority,
-        submitted_at=row.submitted_at,
         updated_at=max([case.updated_at, *(c.at for c in state.stages[-1:])]),
-        referrer_level=RiskLevel(row.referrer_level),
         suggested_level=state.triage.suggested_level if state.triage else None,
         level=state.level,
         open_actions=[
