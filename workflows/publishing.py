@@ -83,24 +83,7 @@ class EventOutbox:
         )
 
     def escalated(self, s: ReferralState, e: Escalation, r: TriageResult) -> None:
-        self._add(
-            s,
-            ev.ReferralEscalated,
-            kind=e.kind,
-            urgency=e.urgency,
-            notify=[
-                ev.EscalationTargetRef(role=t.role, agency=t.agency, agency_ref=t.agency_ref)
-                for t in e.notify
-            ],
-            rule=e.rule,
-            ruleset_version=r.ruleset_version,
-            fired_rules=sorted({f.rule for f in r.fired}),
-            level=r.level,
-            about=e.subject,
-            # The 18th birthday would give away the child's date of birth: never published.
-            due_at=None if e.kind in BIRTHDAY_KINDS else e.due_at,
-            deadline=e.deadline,
-        )
+        self._add(s, ev.ReferralEscalated, level=r.level, **_escalation_fields(e, r))
         if e.kind in (EscalationKind.action_due_soon, EscalationKind.action_overdue):
             action = next((a for a in s.actions if a.action_id == e.subject), None)
             if action is not None:
@@ -182,22 +165,7 @@ class EventOutbox:
         )
 
     def episode_escalated(self, e: MissingEpisodeState, esc: Escalation, r: TriageResult) -> None:
-        self._add(
-            e,
-            ev.ReferralEscalated,
-            kind=esc.kind,
-            urgency=esc.urgency,
-            notify=[
-                ev.EscalationTargetRef(role=t.role, agency=t.agency, agency_ref=t.agency_ref)
-                for t in esc.notify
-            ],
-            rule=esc.rule,
-            ruleset_version=r.ruleset_version,
-            fired_rules=sorted({f.rule for f in r.fired}),
-            about=esc.subject,
-            due_at=esc.due_at,
-            deadline=esc.deadline,
-        )
+        self._add(e, ev.ReferralEscalated, **_escalation_fields(esc, r))
 
     # --- delivery ----------------------------------------------------------------------------
 
@@ -227,6 +195,24 @@ class EventOutbox:
         await workflow.wait_condition(
             lambda: not self._queue and (self._pump is None or self._pump.done())
         )
+
+
+def _escalation_fields(e: Escalation, r: TriageResult) -> dict[str, Any]:
+    return {
+        "kind": e.kind,
+        "urgency": e.urgency,
+        "notify": [
+            ev.EscalationTargetRef(role=t.role, agency=t.agency, agency_ref=t.agency_ref)
+            for t in e.notify
+        ],
+        "rule": e.rule,
+        "ruleset_version": r.ruleset_version,
+        "fired_rules": sorted({f.rule for f in r.fired}),
+        "about": e.subject,
+        # The 18th birthday would give away the child's date of birth: never published.
+        "due_at": None if e.kind in BIRTHDAY_KINDS else e.due_at,
+        "deadline": e.deadline,
+    }
 
 
 def _action_fields(a: CaseAction) -> dict[str, Any]:

@@ -367,22 +367,7 @@ class ReferralWorkflow:
         s.stages = [*s.stages, StageChange(stage=stage, at=workflow.now(), by=by)][-KEEP_STAGES:]
         self._refresh_search_attributes()
         self._outbox.stage_changed(s, previous)
-        await workflow.execute_activity(
-            REFERRAL_RECORD_STAGE_ACTIVITY,
-            RecordStageInput(
-                referral_id=s.referral_id,
-                stage=stage,
-                level=s.level,
-                suggested_level=s.triage.suggested_level if s.triage else None,
-                next_deadline=s.next_deadline,
-                open_actions=sum(1 for a in s.actions if a.open),
-                at=workflow.now(),
-            ),
-            task_queue=REFERRAL_TASK_QUEUE,
-            result_type=RecordStageResult,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-        )
+        await self._record_read_model()
 
     def _refresh_search_attributes(self) -> None:
         s = self.s
