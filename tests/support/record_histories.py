@@ -42,7 +42,6 @@ from mset_contract.referral_workflow import (
     StartMissingEpisodeInput,
     missing_episode_workflow_id,
 )
-from mset_contract.temporal import SEARCH_ATTRIBUTES
 from mset_contract.vocab import (
     ActionAim,
     ActionTarget,
@@ -53,6 +52,7 @@ from mset_contract.vocab import (
     Stage,
 )
 from tests.support.case_world import CaseWorld, case_world, triage_engine
+from tests.support.temporal import register_search_attributes
 from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
@@ -165,22 +165,11 @@ async def missing_breach(world: CaseWorld, env: WorkflowEnvironment) -> str:
 
 
 async def main() -> None:
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN), data_converter=pydantic_data_converter
     )
     try:
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    n: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{k.upper()}")
-                    for n, k in SEARCH_ATTRIBUTES.items()
-                },
-            )
-        )
+        await register_search_attributes(env.client)
         OUT.mkdir(parents=True, exist_ok=True)
         async with case_world(env, "record-histories") as world:
             for name, scenario in (
