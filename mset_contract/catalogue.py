@@ -8,6 +8,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -55,6 +56,10 @@ def _index(catalogue: IndicatorCatalogue) -> dict[str, CatalogueIndicator]:
     return {i.code: i for i in catalogue.indicator}
 
 
+class UnknownCatalogueVersion(LookupError):
+    """No catalogue of that version; the message names the versions that exist."""
+
+
 def available_versions() -> list[str]:
     files = resources.files("mset_contract").joinpath("data").iterdir()
     names = [f.name for f in files if f.name.startswith("indicators-v")]
@@ -63,8 +68,25 @@ def available_versions() -> list[str]:
 
 @cache
 def load_catalogue(version: str = CURRENT_CATALOGUE_VERSION) -> IndicatorCatalogue:
-    """Return catalogue ``version``; raises ``KeyError`` for an unknown version."""
-    if version not in available_versions():
-        raise KeyError(version)
+    """Return catalogue ``version``; raises ``UnknownCatalogueVersion`` for an unknown one."""
+    known = available_versions()
+    if version not in known:
+        raise UnknownCatalogueVersion(
+            f"no catalogue version {version!r}; the versions are: {', '.join(known)}"
+        )
     path = resources.files("mset_contract").joinpath("data", f"indicators-v{version}.toml")
     return IndicatorCatalogue.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+# The catalogue's closed vocabularies in the OpenAPI schema (``json_schema_extra``: read when a
+# schema is generated, never at import). A code is listed when any version has it; the exact
+# version's membership is the tool's own rule (a catalogue version changes its codes rarely,
+# and the request names its version).
+def versions_in_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = available_versions()
+
+
+def codes_in_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = sorted(
+        {i.code for v in available_versions() for i in load_catalogue(v).indicator}
+    )

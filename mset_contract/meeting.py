@@ -1,8 +1,9 @@
 """Meetings: the meeting service's HTTP models, and the input and result of the workflow its
 Temporal Schedules start.
 
-Schema ladder (CONVENTIONS.md): ``MeetingCreate`` / ``AttendanceUpdate`` / ``DecisionCreate``
-in; ``MeetingSummary``, ``MeetingPublic``, ``AgendaPublic``, ``ItemDecisionPublic`` out.
+Schema ladder (docs/architecture.md §3): ``MeetingCreate`` / ``AttendanceUpdate`` /
+``DecisionCreate`` (the case's own decision request models, ``mset_contract.cases``) in;
+``MeetingSummary``, ``MeetingPublic``, ``AgendaPublic``, ``ItemDecisionPublic`` out.
 
 An agenda item describes a case by its referral id, codes, levels and dates, taken from the
 case's workflow state: never the child's name, date of birth or address (the workflow does not
@@ -13,15 +14,26 @@ shows them only to the roles that may see them (``services/meeting/domain.py``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mset_contract.cases import MsetReviewRequest, PreMsetDecisionRequest
+from mset_contract.paging import Page
+from mset_contract.papers import PapersWho
 from mset_contract.referral_workflow import MissingEpisodeSummary
-from mset_contract.types import FreeText, LocalAuthorityCode, ShortText
+from mset_contract.types import (
+    MAX_AHEAD,
+    Count,
+    Flag,
+    Instant,
+    LocalAuthorityCode,
+    SchemaRules,
+    ShortText,
+)
 from mset_contract.vocab import (
     ActionAim,
     ActionTarget,
@@ -31,20 +43,12 @@ from mset_contract.vocab import (
     Stage,
 )
 
-MEETING_CYCLE_WORKFLOW = "MeetingCycleWorkflow"
-MEETING_OPEN_ACTIVITY = "meeting.open_meeting"
+# The activity heartbeats every second while it draws the agenda; silence this long means the
+# worker died and the draw is retried elsewhere.
+OPEN_MEETING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 # Kinds that meet monthly on a Temporal Schedule; LMAPS meetings are called when needed.
 SCHEDULED_KINDS = (MeetingKind.pre_mset, MeetingKind.mset)
-
-
-def meeting_schedule_id(local_authority: str, kind: MeetingKind) -> str:
-    return f"meeting-schedule-{local_authority}-{kind.value}"
-
-
-def meeting_cycle_workflow_id(local_authority: str, kind: MeetingKind) -> str:
-    # The schedule appends the scheduled time, so each firing has its own workflow id.
-    return f"meeting-cycle-{local_authority}-{kind.value}"
 
 
 class MeetingStatus(StrEnum):
@@ -59,6 +63,7 @@ class AgendaReason(StrEnum):
     re_review_due = "re_review_due"  # an active plan whose monthly review falls due
     breach = "breach"  # an overdue action, or an escalation since the panel last met
     lmaps_referral = "lmaps_referral"  # raised by an MSET review for an extraordinary LMAPS
+    carried_over = "carried_over"  # undecided when the last meeting of its kind closed
 
 
 class Capacity(StrEnum):
@@ -74,6 +79,28 @@ class Capacity(StrEnum):
 class DecisionKind(StrEnum):
     pre_mset = "pre_mset"
     mset_review = "mset_review"
+
+
+class RecordedVia(StrEnum):
+    """Which API the chair recorded a meeting's decision through (both reach the meeting's
+    record: the referral API's decisions with a ``meeting_id`` are passed to the meeting)."""
+
+    meeting_api = "meeting_api"
+    referral_api = "referral_api"
+
+
+# The furthest ahead a meeting may be held: a meeting is called for the weeks ahead, and a
+# date years away is a typing error (2199 for 2026), refused naming ``held_at``.
+MAX_NOTICE = MAX_AHEAD
+
+
+def check_not_far_ahead(v: datetime, now: datetime | None = None) -> datetime:
+    """A meeting is held within a year of being called."""
+    if v > (now or datetime.now(UTC)) + MAX_NOTICE:
+        raise ValueError(
+            f"a meeting is held within {MAX_NOTICE.days} days of being called: check the year"
+        )
+    return v
 
 
 class _In(BaseModel):
@@ -92,8 +119,13 @@ class MeetingCycleInput(_In):
 
     local_authority: LocalAuthorityCode
     kind: MeetingKind
-    notice_days: int = Field(
+    notice_days: Count = Field(
         default=7, ge=0, le=60, description="Days between calling the meeting and holding it."
+    )
+    held_at: Instant | None = Field(
+        default=None,
+        description="When the meeting is held, for one the coordinator calls now (the "
+        "schedule's trigger); none for a schedule's own firing: ``notice_days`` after it.",
     )
 
 
@@ -108,8 +140,8 @@ class OpenMeetingInput(_In):
 
     local_authority: LocalAuthorityCode
     kind: MeetingKind
-    called_at: AwareDatetime
-    held_at: AwareDatetime
+    called_at: Instant
+    held_at: Instant
     origin: str = Field(
         max_length=200, description="What called it (the schedule's workflow id): one meeting each."
     )
@@ -204,6 +236,12 @@ class ItemDecisionPublic(_Out):
     next_review_due: datetime | None = None
     lmaps_referral_id: UUID | None = None
     lmaps_reason: str | None = None
+    decision_id: str | None = Field(
+        default=None,
+        description="The id the case holds the decision under (the agenda item's id, or the "
+        "id the chair gave through the referral API).",
+    )
+    recorded_via: RecordedVia = RecordedVia.meeting_api
 
 
 class AgendaItemPublic(_Out):
@@ -218,20 +256,36 @@ class AgendaItemPublic(_Out):
         default=None, description="For an LMAPS meeting: why the MSET group referred the case."
     )
     decision: ItemDecisionPublic | None = None
+    who: PapersWho | None = Field(
+        default=None,
+        description="Who the case is about (the partner's child reference, age, gender, "
+        "legal status, area, the referring agency), as the case's panel papers say: read from "
+        "the referral service each time the agenda is shown, never stored with the meeting. "
+        "None only for a case the referral service does not hold.",
+    )
+    carried_over_at: datetime | None = Field(
+        default=None, description="Undecided when the meeting closed: carried over then."
+    )
+    carried_to_meeting_id: UUID | None = Field(
+        default=None,
+        description="The meeting it was carried to; none while the next meeting of this kind "
+        "and authority is not yet called (that meeting takes it when it is).",
+    )
     withheld: list[str] = Field(
         default_factory=list,
         description="Fields left empty because your role may not see them.",
     )
 
 
-class AgendaPublic(_Out):
+class AgendaPublic(_Out, Page[AgendaItemPublic]):
+    """The meeting and its agenda's items in agenda order, a page at a time."""
+
     meeting_id: UUID
     kind: MeetingKind
     local_authority: str
     status: MeetingStatus
     held_at: datetime
     built_at: datetime
-    items: list[AgendaItemPublic]
 
 
 # --- meetings and attendance ---------------------------------------------------------------
@@ -249,9 +303,19 @@ class MeetingCreate(_In):
         extra="forbid", json_schema_extra={"examples": [meeting_create_example()]}
     )
 
-    kind: MeetingKind
-    local_authority: LocalAuthorityCode
-    held_at: AwareDatetime
+    kind: MeetingKind = Field(
+        # The one kind called this way (the validator below says why the others are not).
+        json_schema_extra={"const": MeetingKind.lmaps.value}
+    )
+    local_authority: LocalAuthorityCode = Field(
+        description="One of the partnership's authorities (configuration)."
+    )
+    held_at: Instant = Field(description="Within a year from now.")
+
+    @field_validator("held_at")
+    @classmethod
+    def _held_soon(cls, v: datetime) -> datetime:
+        return check_not_far_ahead(v)
 
     @field_validator("kind")
     @classmethod
@@ -290,7 +354,12 @@ class Attendee(_In):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={"examples": [attendance_example()["attendees"][0]]},
+        json_schema_extra={
+            "examples": [attendance_example()["attendees"][0]],
+            # The chair is present (``AttendanceUpdate._one_chair_present``).
+            "if": {"properties": {"capacity": {"const": "chair"}}, "required": ["capacity"]},
+            "then": {"properties": {"present": {"const": True}}},
+        },
     )
 
     person_name: ShortText = Field(description="The professional attending (staff, not a child).")
@@ -299,7 +368,7 @@ class Attendee(_In):
         default=None, description="When given, the minutes name this agency's actions."
     )
     capacity: Capacity = Capacity.member
-    present: bool = Field(default=True, description="False records apologies.")
+    present: Flag = Field(default=True, description="False records apologies.")
 
 
 class AttendanceUpdate(_In):
@@ -311,7 +380,15 @@ class AttendanceUpdate(_In):
         json_schema_extra={"examples": [attendance_example()]},
     )
 
-    attendees: list[Attendee] = Field(max_length=200)
+    attendees: list[Attendee] = Field(
+        max_length=200,
+        # One chair at most (``_one_chair_present``), as JSON Schema says it.
+        json_schema_extra={
+            "contains": {"properties": {"capacity": {"const": "chair"}}, "required": ["capacity"]},
+            "minContains": 0,
+            "maxContains": 1,
+        },
+    )
 
     @model_validator(mode="after")
     def _one_chair_present(self) -> AttendanceUpdate:
@@ -342,14 +419,32 @@ class MeetingSummary(_Out):
     chair_name: str | None
     items: int
     decided: int
+    carried_over: int = Field(
+        default=0, description="Items undecided at closing, carried to the next meeting."
+    )
 
 
 class MeetingPublic(MeetingSummary):
     attendance: AttendancePublic
 
 
-class MeetingPage(_Out):
-    meetings: list[MeetingSummary]
+class MeetingPage(_Out, Page[MeetingSummary]):
+    """Meetings, latest held first."""
+
+
+class MeetingClose(_In):
+    """Close the meeting (its own authority's coordinator or chair)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"carry_over": True}]}
+    )
+
+    carry_over: Flag = Field(
+        default=False,
+        description="Carry the undecided items over to the next meeting of this kind and "
+        "authority (it takes them when it is called, or at once if it is called already). "
+        "Required when any item is undecided: closing without it is refused (409).",
+    )
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -389,75 +484,55 @@ def mset_review_example() -> dict[str, Any]:
     }
 
 
-class ActionCreate(_In):
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [mset_review_example()["actions"][0]]},
-    )
-
-    owner_agency_id: UUID
-    due_at: AwareDatetime
-    aim: ActionAim = Field(description="Remove, avoid or reduce the risk.")
-    target: ActionTarget = Field(description="Aimed at the victim, perpetrators or locations.")
-    description: FreeText
-
-
-class LmapsReferralCreate(_In):
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [mset_review_example()["raise_lmaps"]]},
-    )
-
-    reason: FreeText = Field(description="Why an extraordinary LMAPS meeting should consider it.")
-
-
-class PreMsetDecisionCreate(_In):
-    """The Pre-MSET panel's decision on one agenda item."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [pre_mset_decision_example()]},
-    )
-
-    kind: Literal["pre_mset"]
-    outcome: PreMsetOutcome
-    level: RiskLevel
-    rationale: FreeText | None = Field(
-        default=None,
-        description="Required for 'not_met' and for a level below the suggested level.",
-    )
-    information_due_days: int = Field(
-        default=14, ge=1, le=90, description="For 'more_information': days the referrer has."
-    )
-
-
-class MsetReviewCreate(_In):
-    """The MSET (or LMAPS) group's review of one agenda item: the level and the plan."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [mset_review_example()]},
-    )
-
-    kind: Literal["mset_review"]
-    level: RiskLevel
-    rationale: FreeText | None = Field(
-        default=None, description="Required when the level differs from the current level."
-    )
-    actions: list[ActionCreate] = Field(default_factory=list, max_length=50)
-    raise_lmaps: LmapsReferralCreate | None = Field(
-        default=None, description="Refer the case to an extraordinary LMAPS meeting."
-    )
-
-
-DecisionCreate = Annotated[PreMsetDecisionCreate | MsetReviewCreate, Field(discriminator="kind")]
+# A panel's decision on an agenda item: the case's own request models, told apart by "kind",
+# which the meeting API therefore needs (the referral API's routes name the decision).
+DecisionCreate = Annotated[
+    PreMsetDecisionRequest | MsetReviewRequest,
+    Field(discriminator="kind"),
+    SchemaRules(required=["kind"]),
+]
+# The same on the item's own route, where the meeting names the decision itself (its id and
+# the agenda item's as the decision's): those fields are refused there unless null.
+ItemDecisionCreate = Annotated[
+    PreMsetDecisionRequest | MsetReviewRequest,
+    Field(discriminator="kind"),
+    SchemaRules(
+        required=["kind"],
+        properties={name: {"type": "null"} for name in ("meeting_id", "decision_id", "review_id")},
+    ),
+]
 
 
 # --- schedules and reports -----------------------------------------------------------------
+
+
+def schedule_trigger_example() -> dict[str, Any]:
+    """Held tomorrow afternoon (an example must stay valid: a time long past is refused)."""
+    today = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0)
+    return {"held_at": (today + timedelta(days=1)).isoformat()}
+
+
+class ScheduleTrigger(_In):
+    """Call the schedule's meeting now, to be held when the coordinator says."""
+
+    # Made when the schema is asked for, so a long-running API's example stays valid.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=lambda schema: schema.update(examples=[schedule_trigger_example()]),
+    )
+
+    held_at: Instant | None = Field(
+        default=None,
+        description="When the meeting is held; default: now (it meets today). From "
+        "yesterday to a year ahead.",
+    )
+
+    @field_validator("held_at")
+    @classmethod
+    def _held_soon(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v < datetime.now(UTC) - timedelta(days=1):
+            raise ValueError("a meeting called now cannot have been held before yesterday")
+        return None if v is None else check_not_far_ahead(v)
 
 
 class ScheduleTriggered(_Out):
@@ -465,6 +540,10 @@ class ScheduleTriggered(_Out):
     local_authority: str
     kind: MeetingKind
     triggered_at: datetime
+    held_at: datetime | None = Field(default=None, description="When the meeting it calls is held.")
+    workflow_id: str | None = Field(
+        default=None, description="The meeting cycle workflow that calls it (Temporal UI)."
+    )
 
 
 class ScheduleInfo(_Out):
@@ -475,7 +554,10 @@ class ScheduleInfo(_Out):
     next_runs: list[datetime]
 
 
-class SchedulePage(_Out):
+class ScheduleList(_Out):
+    """Every schedule: two per authority the partnership names (Pre-MSET and MSET), a list
+    bounded by configuration, so answered whole rather than paged."""
+
     schedules: list[ScheduleInfo]
 
 

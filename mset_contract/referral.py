@@ -1,17 +1,17 @@
 """The MSET Risk Assessment Tool as partner systems submit it, and the referral views.
 
-Schema ladder (CONVENTIONS.md): ``ReferralCreate`` in, ``ReferralAccepted`` and
+Schema ladder (docs/architecture.md §3): ``ReferralCreate`` in, ``ReferralAccepted`` and
 ``ReferralPublic`` out.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from copy import deepcopy
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,14 +20,26 @@ from pydantic import (
     model_validator,
 )
 
-from mset_contract.catalogue import CURRENT_CATALOGUE_VERSION, available_versions, load_catalogue
+from mset_contract.catalogue import (
+    CURRENT_CATALOGUE_VERSION,
+    available_versions,
+    codes_in_schema,
+    load_catalogue,
+    versions_in_schema,
+)
+from mset_contract.identity import ChildName, NhsNumber, Postcode
 from mset_contract.types import (
+    UK,
+    Day,
+    Flag,
     FreeText,
     IndicatorCode,
+    Instant,
     LocalAuthorityCode,
     PartnerRef,
     ShortText,
     age_on,
+    not_in_future,
     today_uk,
 )
 from mset_contract.vocab import (
@@ -63,15 +75,29 @@ class Child(_Strict):
     agency_child_ref: PartnerRef = Field(
         description="The referring agency's own identifier for the child (not a name)."
     )
-    date_of_birth: date
+    date_of_birth: Day
     gender: Gender
     ethnicity: ShortText | None = Field(default=None, description="Census ethnicity category.")
     first_language: ShortText | None = None
-    disability_or_sen: bool = Field(description="Disability or special educational needs.")
+    disability_or_sen: Flag = Field(description="Disability or special educational needs.")
     legal_status: LegalStatus
     local_authority: LocalAuthorityCode = Field(description="Authority responsible for the child.")
     area_of_residence: ShortText = Field(description="Ward or neighbourhood, not an address.")
-    known_to_services: bool
+    known_to_services: Flag
+    # The child's identity (ADR 0028): optional, so partner systems written before it keep
+    # working; send it when known, so the same child referred by other agencies is found.
+    # Held encrypted by the referral service, never stored with the rest of the tool.
+    name: ChildName | None = Field(
+        default=None, description="The child's name; optional, encrypted at rest."
+    )
+    nhs_number: NhsNumber | None = Field(
+        default=None,
+        description="The child's NHS number when known (10 digits, modulus-11 check digit); "
+        "two tools with the same NHS number are linked as the same child at once.",
+    )
+    postcode: Postcode | None = Field(
+        default=None, description="The child's home postcode; optional, encrypted at rest."
+    )
 
     @field_validator("date_of_birth")
     @classmethod
@@ -82,6 +108,10 @@ class Child(_Strict):
     def check_child_dob(v: date, info: ValidationInfo) -> date:
         if info.context and info.context.get("stored"):
             return v  # checked when accepted; re-reading a stored tool must not re-judge age
+        if info.context and info.context.get("historic"):
+            # A historic import's row: the age is judged on the day of the referral or
+            # report, which the importer knows (services/referral/historic.py).
+            return v
         today = today_uk()
         if v > today:
             raise ValueError("date of birth is in the future")
@@ -94,13 +124,16 @@ class Child(_Strict):
 
 
 class Consent(_Strict):
-    young_person_aware: bool = Field(description="Does the young person know of this referral?")
-    parent_carer_aware: bool = Field(description="Does a parent or carer know of this referral?")
+    young_person_aware: Flag = Field(description="Does the young person know of this referral?")
+    parent_carer_aware: Flag = Field(description="Does a parent or carer know of this referral?")
     lawful_basis: LawfulBasis = Field(description="UK GDPR basis on which this is shared.")
 
 
 class IndicatorReport(_Strict):
-    code: IndicatorCode = Field(description="Code from the indicator catalogue, e.g. 'SXH-03'.")
+    code: IndicatorCode = Field(
+        description="Code from the indicator catalogue, e.g. 'SXH-03'.",
+        json_schema_extra=codes_in_schema,
+    )
     recency: Recency
 
     @field_validator("code")
@@ -116,7 +149,7 @@ class IndicatorReport(_Strict):
 class PersonOfConcern(_Strict):
     relationship: ShortText = Field(description="e.g. 'older boyfriend', 'associate'.")
     description: FreeText
-    known_to_police: bool = False
+    known_to_police: Flag = False
 
 
 class LocationOfConcern(_Strict):
@@ -133,7 +166,9 @@ class ReferralCreate(_Strict):
     """A completed MSET Risk Assessment Tool."""
 
     tool_version: Literal["1"] = TOOL_VERSION
-    catalogue_version: str = Field(default=CURRENT_CATALOGUE_VERSION)
+    catalogue_version: str = Field(
+        default=CURRENT_CATALOGUE_VERSION, max_length=16, json_schema_extra=versions_in_schema
+    )
     partner_reference: PartnerRef = Field(
         description="The partner system's reference for this submission; resubmitting the same "
         "reference returns the first answer."
@@ -244,10 +279,14 @@ def referral_example(today: date | None = None) -> dict[str, Any]:
             "parent_carer_aware": False,
             "lawful_basis": "public_task",
         },
+        # Scored by the shipped rules (v1): five moderate indicators, current (+1 each), and
+        # a significant one from 6-12 months ago (+1): 6, the medium band.
         "indicators": [
             {"code": "MIS-01", "recency": "current"},
             {"code": "GIF-02", "recency": "current"},
             {"code": "ADP-01", "recency": "current"},
+            {"code": "PRE-02", "recency": "current"},
+            {"code": "EDU-02", "recency": "current"},
             {"code": "SUB-03", "recency": "six_to_twelve_months"},
         ],
         "exploitation_types": ["boyfriend_model", "party_commodity"],
@@ -270,11 +309,49 @@ def referral_example(today: date | None = None) -> dict[str, Any]:
     }
 
 
+def referral_examples(today: date | None = None) -> dict[str, dict[str, Any]]:
+    """The examples of ``POST /v1/referrals`` in the API docs, by name. Each name says the
+    level the shipped rules suggest for it (a test triages every one); the first is
+    ``referral_example()``."""
+    medium = referral_example(today)
+    low = deepcopy(medium)
+    low["partner_reference"] = "CSC-2026-004301"
+    low["indicators"] = [
+        {"code": "MIS-01", "recency": "current"},
+        {"code": "PRE-02", "recency": "six_to_twelve_months"},
+    ]
+    low["exploitation_types"] = []
+    low["persons_of_concern"] = []
+    low["locations"] = []
+    low["referrer_judgement"] = {
+        "level": "low",
+        "rationale": "One missing episode, back the same night; secretive about a new friend.",
+    }
+    high = deepcopy(medium)
+    high["partner_reference"] = "CSC-2026-004388"
+    high["indicators"] = [*medium["indicators"], {"code": "SXH-03", "recency": "current"}]
+    # The child's identity is optional (older partner systems do not send it); this example
+    # shows it. The NHS number is from the range the NHS reserves for testing (999...).
+    high["child"]["name"] = {
+        "given": "Jessica",
+        "family": "Marsh",
+        "known_as": "Jess",
+        "aliases": ["Jessie Marsh-Cole"],
+    }
+    high["child"]["nhs_number"] = "999 000 0018"
+    high["child"]["postcode"] = "NT1 2AB"
+    high["referrer_judgement"] = {
+        "level": "high",
+        "rationale": "She has disclosed sexual abuse by the older male this week.",
+    }
+    return {"medium risk": medium, "low risk": low, "high risk": high}
+
+
 class MissingChild(_Strict):
     agency_child_ref: PartnerRef = Field(
         description="The reporting agency's own identifier for the child (not a name)."
     )
-    date_of_birth: date
+    date_of_birth: Day
     local_authority: LocalAuthorityCode = Field(description="Authority responsible for the child.")
 
     @field_validator("date_of_birth")
@@ -311,17 +388,27 @@ class MissingReportCreate(_Strict):
     case_referral_id: UUID | None = Field(
         default=None, description="The child's MSET referral id, when the reporter knows it."
     )
-    reported_at: AwareDatetime
+    reported_at: Instant = Field(
+        description="When the child was reported missing: not before the child's date of "
+        "birth, not in the future."
+    )
     circumstances: FreeText | None = Field(
         default=None, description="Kept by the referral service only; never published."
     )
 
     @field_validator("reported_at")
     @classmethod
-    def _not_in_future(cls, v: datetime) -> datetime:
-        if v > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("reported_at is in the future")
-        return v
+    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
+        return not_in_future(v, "reported_at", info)
+
+    @model_validator(mode="after")
+    def _after_birth(self) -> MissingReportCreate:
+        if self.reported_at.astimezone(UK).date() < self.child.date_of_birth:
+            raise ValueError(
+                "reported_at is before the child's date of birth: check reported_at and "
+                "child.date_of_birth"
+            )
+        return self
 
 
 class ReturnCreate(_Strict):
@@ -334,10 +421,15 @@ class ReturnCreate(_Strict):
         },
     )
 
-    returned_at: AwareDatetime
+    returned_at: Instant = Field(description="When the child was found: not in the future.")
     located_in_authority: LocalAuthorityCode | None = Field(
         default=None, description="Where the child was found, if in another authority."
     )
+
+    @field_validator("returned_at")
+    @classmethod
+    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
+        return not_in_future(v, "returned_at", info)
 
 
 class RhiOutcomeCreate(_Strict):
@@ -349,8 +441,15 @@ class RhiOutcomeCreate(_Strict):
     )
 
     outcome: RhiOutcome
-    offered_at: AwareDatetime | None = None
+    offered_at: Instant | None = Field(
+        default=None, description="When the interview was offered: not in the future."
+    )
     reason_not_offered: FreeText | None = None
+
+    @field_validator("offered_at")
+    @classmethod
+    def _not_in_future(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return None if v is None else not_in_future(v, "offered_at", info)
 
 
 class MissingEpisodeAccepted(BaseModel):

@@ -2,25 +2,39 @@
 ``MissingEpisodeWorkflow``, and the record-keeping activities they call.
 
 Workflow payloads carry ids, codes, levels and dates. The child's date of birth and the
-tool's free text stay in the referral service's database; what the panels themselves write
+tool's free text stay in the referral service's database (the rules get the month the child
+turns 18, never a day); what the panels themselves write
 (decision rationales, action descriptions, progress notes) does travel in updates, so it is
 kept with the decision it explains. Search attributes carry no personal data at all.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Any, Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
+from mset_contract.cases import (
+    ActionProgressRequest,
+    ExitRequest,
+    MsetReviewRequest,
+    PreMsetDecisionRequest,
+)
 from mset_contract.referral import ResolvedIndicator
 from mset_contract.triage import Escalation, EscalationKind, TriageResult
-from mset_contract.types import FreeText, LocalAuthorityCode
+from mset_contract.types import ActionId, FreeText, LocalAuthorityCode, month_of, today_uk
 from mset_contract.vocab import (
     ActionAim,
+    ActionDisposition,
     ActionTarget,
     AgencyType,
     ExitReason,
@@ -31,29 +45,70 @@ from mset_contract.vocab import (
     Stage,
 )
 
-REFERRAL_WORKFLOW = "ReferralWorkflow"
-MISSING_EPISODE_WORKFLOW = "MissingEpisodeWorkflow"
-
-# Update, signal and query names (meeting and referral services send these by name).
-UPDATE_PRE_MSET_DECISION = "record_pre_mset_decision"
-UPDATE_MSET_REVIEW = "record_mset_review"
-UPDATE_ACTION_PROGRESS = "record_action_progress"
-UPDATE_EXIT = "exit_case"
-SIGNAL_REASSESSED = "reassessed"
-SIGNAL_MISSING_EPISODE = "missing_episode"
-QUERY_STATE = "state"
-
-# Record-keeping activities on the referral service's task queue.
-REFERRAL_TRIAGE_FACTS_ACTIVITY = "referral.triage_facts"
-
-ActionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+# The workflows' names, and those of the activities, updates, signals and queries, are in
+# mset_contract/temporal.py.
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+InputT = TypeVar("InputT", bound=BaseModel)
+
+
+def update_input(model: type[InputT], request: BaseModel, **added: Any) -> InputT:
+    """An update's input from its request model: every field as sent, plus what the service
+    adds (who decided; the meeting's own ids). Fields the input leaves out of its payload
+    (``exclude``) are not carried over."""
+    fields = model.model_fields
+    sent = {k: v for k, v in request if k in fields and not fields[k].exclude}
+    return model.model_validate({**sent, **added})
+
+
 # --- ReferralWorkflow --------------------------------------------------------------------
+
+
+# Escalations whose dates derive from the child's date of birth (the 18th birthday): they carry
+# no date outside the triage result, and a case publishes each once.
+BIRTHDAY_KINDS = (EscalationKind.transition_to_adult_services,)
+
+
+class SentEscalation(_Model):
+    """An escalation a case has published: what it was about and when it fell due. Other
+    services read these (the meeting service counts breaches from them)."""
+
+    kind: EscalationKind
+    subject: str | None = Field(default=None, description="Episode or action ref, where one.")
+    due_at: datetime | None = Field(
+        default=None,
+        description="When the missed or coming obligation fell due; none for those dated from "
+        "the child's birthday (the date would give away the date of birth).",
+    )
+
+    @classmethod
+    def of(cls, e: Escalation) -> SentEscalation:
+        if e.kind in BIRTHDAY_KINDS:
+            return cls(kind=e.kind)
+        return cls(kind=e.kind, subject=e.subject or None, due_at=e.due_at)
+
+    @property
+    def key(self) -> str:
+        """One escalation is published once, however often the rules report it again. The
+        key's format is in saved workflow state: it must not change."""
+        due = self.due_at.isoformat() if self.due_at else ""
+        return f"{self.kind.value}/{self.subject or ''}/{due}"
+
+    @classmethod
+    def from_key(cls, key: str) -> SentEscalation:
+        """Only for a run carried over from a version that kept keys alone (see
+        ``ReferralWorkflow.__init__``); nothing outside the workflow reads keys."""
+        kind, _, rest = key.partition("/")
+        subject, _, due = rest.rpartition("/")  # a subject may itself contain '/'
+        return cls(
+            kind=EscalationKind(kind),
+            subject=subject or None,
+            due_at=datetime.fromisoformat(due) if due else None,
+        )
 
 
 class StartReferralInput(_Model):
@@ -88,6 +143,10 @@ class PreMsetDecisionRecord(_Model):
     meeting_id: UUID | None
     decided_at: datetime
     information_due_at: datetime | None = None
+    # SHA-256 of each field of the decision as sent (``mset_platform.idempotency``): the same
+    # decision_id sent again with another body is refused, naming the fields that differ.
+    # None for a decision recorded before it was kept (such a retry gets the first answer).
+    fingerprint: dict[str, str] | None = None
 
 
 class ActionProgress(_Model):
@@ -108,10 +167,13 @@ class CaseAction(_Model):
     review_id: str
     completed_at: datetime | None = None
     progress: list[ActionProgress] = Field(default_factory=list)
+    # Set for an action still open when the case exited, as the exit said.
+    disposition: ActionDisposition | None = None
+    ended_at: datetime | None = None
 
     @property
     def open(self) -> bool:
-        return self.completed_at is None
+        return self.completed_at is None and self.disposition is None
 
 
 class MsetReviewRecord(_Model):
@@ -122,6 +184,8 @@ class MsetReviewRecord(_Model):
     meeting_id: UUID | None
     decided_at: datetime
     action_ids: list[str]
+    # As on ``PreMsetDecisionRecord``: the review as sent, field by field, hashed.
+    fingerprint: dict[str, str] | None = None
 
 
 class ExitRecord(_Model):
@@ -191,7 +255,12 @@ class ReferralState(_Model):
     actions: list[CaseAction] = Field(default_factory=list)
     missing_episodes: list[MissingEpisodeSummary] = Field(default_factory=list)
     escalations_sent: list[str] = Field(
-        default_factory=list, description="Keys of escalations already published (bounded)."
+        default_factory=list,
+        description="The workflow's own keys of escalations already published (bounded), so "
+        "each is published once. Opaque: other services read ``escalations``.",
+    )
+    escalations: list[SentEscalation] = Field(
+        default_factory=list, description="The escalations already published (bounded)."
     )
     stages: list[StageChange] = Field(default_factory=list)
     next_review_due: datetime | None = None
@@ -201,54 +270,45 @@ class ReferralState(_Model):
     events_emitted: int = Field(
         default=0, description="Events published so far; numbers each event's id."
     )
-
-
-class PreMsetDecisionInput(_Model):
-    """The Pre-MSET panel's decision on a referral (update ``record_pre_mset_decision``)."""
-
-    outcome: PreMsetOutcome
-    level: RiskLevel = Field(description="The level the panel agrees.")
-    rationale: FreeText | None = Field(
-        default=None,
-        description="Required for 'not_met' and for a level below the suggested level.",
+    record_seq: int = Field(
+        default=0,
+        description="Records of this state written to the referral service's read model so "
+        "far (``referral.record_stage``); numbers each record, so a later one wins.",
     )
+
+    def read_model_snapshot(self) -> ReferralState:
+        """What the read model keeps of this state: everything a status read shows, without
+        the escalation keys (the workflow's own bookkeeping) and with the latest stage change
+        only. A deep copy: the record is what the case held when it was made."""
+        return self.model_copy(
+            update={"escalations": [], "escalations_sent": [], "stages": self.stages[-1:]},
+            deep=True,
+        )
+
+
+class PreMsetDecisionInput(PreMsetDecisionRequest):
+    """Update ``record_pre_mset_decision``: the decision as requested, and who decided."""
+
+    kind: Literal["pre_mset"] = Field(default="pre_mset", exclude=True)
     decided_by: UUID
-    meeting_id: UUID | None = None
-    information_due_days: int = Field(
-        default=14, ge=1, le=90, description="For 'more_information': days the referrer has."
-    )
-    decision_id: str | None = Field(
-        default=None,
-        max_length=64,
-        description="The caller's id for this decision; the same id twice is one decision.",
-    )
 
 
-class DecisionRecorded(_Model):
+class PreMsetDecisionResult(_Model):
+    """Result of update ``record_pre_mset_decision`` (the event is ``DecisionRecorded``)."""
+
     decision_id: str
     stage: Stage
     level: RiskLevel
 
 
-class NewAction(_Model):
-    owner_agency_id: UUID
-    due_at: AwareDatetime
-    aim: ActionAim
-    target: ActionTarget
-    description: FreeText
+class MsetReviewInput(MsetReviewRequest):
+    """Update ``record_mset_review``: the review as requested, and who decided."""
 
-
-class MsetReviewInput(_Model):
-    """The MSET group's review (update ``record_mset_review``): the level and the plan."""
-
-    level: RiskLevel
-    rationale: FreeText | None = Field(
-        default=None, description="Required when the level differs from the current level."
-    )
-    actions: list[NewAction] = Field(default_factory=list, max_length=50)
+    kind: Literal["mset_review"] = Field(default="mset_review", exclude=True)
+    # An LMAPS referral is the meeting service's record, with its free-text reason: it never
+    # travels to the case.
+    raise_lmaps: None = Field(default=None, exclude=True)
     decided_by: UUID
-    meeting_id: UUID | None = None
-    review_id: str | None = Field(default=None, max_length=64)
 
 
 class MsetReviewRecorded(_Model):
@@ -259,11 +319,14 @@ class MsetReviewRecorded(_Model):
     next_review_due: datetime
 
 
-class ActionProgressInput(_Model):
+class ActionProgressInput(ActionProgressRequest):
+    """Update ``record_action_progress``: the progress as requested, on which action, by whom."""
+
     action_id: ActionId
-    note: FreeText
-    completed: bool = False
-    by: UUID
+    by: UUID = Field(
+        description="The member of staff who reported it; the owning agency's id when its "
+        "system reported it with its API key."
+    )
 
 
 class ActionProgressRecorded(_Model):
@@ -272,13 +335,15 @@ class ActionProgressRecorded(_Model):
     open_actions: int
 
 
-class ExitCaseInput(_Model):
-    reason: ExitReason
-    detail: FreeText | None = Field(default=None, description="Required when reason is 'other'.")
+class ExitCaseInput(ExitRequest):
+    """Update ``exit_case``: the exit as requested, and who decided."""
+
     decided_by: UUID
 
 
-class CaseExited(_Model):
+class ExitResult(_Model):
+    """Result of update ``exit_case`` (the event is ``CaseExited``)."""
+
     stage: Stage
     reason: ExitReason
     exited_at: datetime
@@ -306,14 +371,41 @@ class TriageFactsInput(_Model):
     as_of: datetime
 
 
-class TriageFacts(_Model):
-    """What the tool tells the rules, with no personal data: age instead of date of birth,
-    indicator codes instead of free text."""
+class _Turns18(_Model):
+    """The month a child turns 18 and the age that follows from it, instead of the date of
+    birth (``mset_contract.types.age_in_month``)."""
+
+    age_years: int
+    turns_18_month: date | None = Field(
+        default=None, description="The first day of the month the child turns 18."
+    )
+    days_until_18: int | None = Field(
+        default=None,
+        exclude=True,  # read from old history, never written
+        description="Only in facts recorded before the month replaced it (a count of days "
+        "beside the evaluation's moment gave the date of birth away); never written now.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> Self:
+        if self.turns_18_month is None and self.days_until_18 is None:
+            raise ValueError("turns_18_month is required")
+        return self
+
+    def turns_18(self, as_of: datetime) -> date:
+        """The month the child turns 18, also from facts recorded with a count of days."""
+        if self.turns_18_month is not None:
+            return self.turns_18_month
+        assert self.days_until_18 is not None
+        return month_of(today_uk(as_of) + timedelta(days=self.days_until_18))
+
+
+class TriageFacts(_Turns18):
+    """What the tool tells the rules, with no personal data: the month the child turns 18
+    instead of the date of birth, indicator codes instead of free text."""
 
     local_authority: LocalAuthorityCode
     catalogue_version: str
-    age_years: int
-    days_until_18: int
     referrer_level: RiskLevel
     referrer_rationale_given: bool
     indicators: list[ResolvedIndicator]
@@ -322,7 +414,11 @@ class TriageFacts(_Model):
 
 
 class RecordStageInput(_Model):
-    """Activity ``referral.record_stage``: keep the referral service's read model current."""
+    """Activity ``referral.record_stage``: keep the referral service's read model current.
+
+    ``state`` and ``seq`` are sent by workflows since status reads came from the read model
+    (docs/decisions/0022); a record without them (an older workflow's retry) updates the
+    columns only, by time."""
 
     referral_id: UUID
     stage: Stage
@@ -330,11 +426,35 @@ class RecordStageInput(_Model):
     suggested_level: RiskLevel | None = None
     next_deadline: datetime | None = None
     open_actions: int = 0
+    exit_reason: ExitReason | None = None
     at: datetime
+    seq: int | None = Field(
+        default=None,
+        description="The state's ``record_seq``: a record older than the one kept is not written.",
+    )
+    state: ReferralState | None = Field(
+        default=None, description="The case as status reads show it (``read_model_snapshot``)."
+    )
 
 
 class RecordStageResult(_Model):
     updated: bool
+
+
+class RecordAuthorityToldInput(_Model):
+    """Activity ``referral.record_authority_told``: the case has sent an escalation telling
+    another authority about it (the child was found there while missing), so the staff who
+    serve that authority may see the case from now on (docs/access.md)."""
+
+    case_id: UUID
+    local_authority: LocalAuthorityCode
+    reason: EscalationKind
+    subject: str | None = Field(default=None, description="Episode ref, where one.")
+    at: datetime
+
+
+class RecordAuthorityToldResult(_Model):
+    recorded: bool
 
 
 # --- MissingEpisodeWorkflow ----------------------------------------------------------------
@@ -346,31 +466,17 @@ class EpisodeStatus(StrEnum):
     closed = "closed"
 
 
-UPDATE_RECORD_RETURN = "record_return"
-UPDATE_RECORD_RHI = "record_rhi_outcome"
-REFERRAL_EPISODE_FACTS_ACTIVITY = "referral.episode_facts"
-
-
-def missing_episode_workflow_id(episode_id: object) -> str:
-    return f"missing-{episode_id}"
-
-
 class EpisodeFactsInput(_Model):
     episode_id: UUID
     as_of: datetime
 
 
-class EpisodeFacts(_Model):
-    """What the rules need about a missing child, without personal data: age, and the
-    child's other recent episodes (report times only) for the repeat-missing rule."""
+class EpisodeFacts(_Turns18):
+    """What the rules need about a missing child, without personal data: the month it turns
+    18, and its other recent episodes (report times only) for the repeat-missing rule."""
 
     local_authority: LocalAuthorityCode
-    age_years: int
-    days_until_18: int
     other_episodes: list[MissingEpisodeSummary] = Field(default_factory=list)
-
-
-REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY = "referral.open_for_consideration"
 
 
 class OpenForConsiderationInput(_Model):
@@ -438,17 +544,29 @@ class MissingEpisodeState(_Model):
     events_emitted: int = 0
 
 
-# Escalations whose dates derive from the child's date of birth (the 18th birthday): they carry
-# no date outside the triage result, and a case publishes each once.
-BIRTHDAY_KINDS = (EscalationKind.transition_to_adult_services,)
+class RecordEpisodeInput(_Model):
+    """Activity ``referral.record_episode``: what the reports count of a missing episode, as
+    its workflow holds it (at the return, and when the interview's outcome ends it). Dates
+    and codes only: the reason an interview was not offered (free text) is not sent."""
+
+    episode_id: UUID
+    status: EpisodeStatus
+    returned_at: datetime | None = None
+    located_in_authority: str | None = None
+    rhi_due_at: datetime | None = None
+    rhi_offered_at: datetime | None = None
+    rhi_outcome: RhiOutcome | None = None
+    rhi_deadline_breached: bool = False
+    at: datetime
+
+
+class RecordEpisodeResult(_Model):
+    updated: bool
 
 
 def escalation_key(e: Escalation) -> str:
     """One escalation is published once, however often the rules report it again."""
-    if e.kind in BIRTHDAY_KINDS:
-        return f"{e.kind.value}//"
-    due = e.due_at.isoformat() if e.due_at else ""
-    return f"{e.kind.value}/{e.subject or ''}/{due}"
+    return SentEscalation.of(e).key
 
 
 StartReferralInput.model_rebuild()

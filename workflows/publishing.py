@@ -31,7 +31,11 @@ with workflow.unsafe.imports_passed_through():
         PreMsetDecisionRecord,
         ReferralState,
     )
-    from mset_contract.temporal import NOTIFICATIONS_TASK_QUEUE, referral_workflow_id
+    from mset_contract.temporal import (
+        NOTIFICATIONS_PUBLISH_ACTIVITY,
+        NOTIFICATIONS_TASK_QUEUE,
+        referral_workflow_id,
+    )
     from mset_contract.triage import Escalation, EscalationKind, TriageResult
     from mset_contract.vocab import AgencyType, MeetingKind, Stage
 
@@ -182,11 +186,12 @@ class EventOutbox:
         while self._queue:
             batch, self._queue = self._queue[:100], self._queue[100:]
             await workflow.execute_activity(
-                ev.NOTIFICATIONS_PUBLISH_ACTIVITY,
+                NOTIFICATIONS_PUBLISH_ACTIVITY,
                 ev.PublishEvents(events=batch),
                 task_queue=NOTIFICATIONS_TASK_QUEUE,
                 result_type=ev.Published,
                 start_to_close_timeout=ev.PUBLISH_START_TO_CLOSE,
+                heartbeat_timeout=ev.PUBLISH_HEARTBEAT_TIMEOUT,
                 retry_policy=PUBLISH_RETRY,
             )
 

@@ -26,52 +26,57 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from mset_contract.referral_workflow import (
         BIRTHDAY_KINDS,
-        QUERY_STATE,
-        REFERRAL_TRIAGE_FACTS_ACTIVITY,
-        REFERRAL_WORKFLOW,
-        SIGNAL_MISSING_EPISODE,
-        SIGNAL_REASSESSED,
-        UPDATE_ACTION_PROGRESS,
-        UPDATE_EXIT,
-        UPDATE_MSET_REVIEW,
-        UPDATE_PRE_MSET_DECISION,
         ActionProgress,
         ActionProgressInput,
         ActionProgressRecorded,
         CaseAction,
-        CaseExited,
-        DecisionRecorded,
         ExitCaseInput,
         ExitRecord,
+        ExitResult,
         MissingEpisodeSignal,
         MsetReviewInput,
         MsetReviewRecord,
         MsetReviewRecorded,
         PreMsetDecisionInput,
         PreMsetDecisionRecord,
+        PreMsetDecisionResult,
         ReassessedSignal,
+        RecordAuthorityToldInput,
+        RecordAuthorityToldResult,
         RecordStageInput,
         RecordStageResult,
         ReferralState,
+        SentEscalation,
         StageChange,
         StartReferralInput,
         TriageFacts,
         TriageFactsInput,
         TriageSummary,
-        escalation_key,
     )
     from mset_contract.temporal import (
+        LOCAL_AUTHORITY_SEARCH_ATTRIBUTE,
+        NEXT_DEADLINE_SEARCH_ATTRIBUTE,
+        REFERRAL_DECISION_CONFLICT_ERROR,
+        REFERRAL_EXIT_CASE_UPDATE,
+        REFERRAL_MISSING_EPISODE_SIGNAL,
+        REFERRAL_REASSESSED_SIGNAL,
+        REFERRAL_RECORD_ACTION_PROGRESS_UPDATE,
+        REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY,
+        REFERRAL_RECORD_MSET_REVIEW_UPDATE,
+        REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE,
         REFERRAL_RECORD_STAGE_ACTIVITY,
+        REFERRAL_STATE_QUERY,
         REFERRAL_TASK_QUEUE,
-        SA_LOCAL_AUTHORITY,
-        SA_NEXT_DEADLINE,
-        SA_RISK_LEVEL,
-        SA_STAGE,
+        REFERRAL_TRIAGE_FACTS_ACTIVITY,
+        REFERRAL_WORKFLOW,
+        RISK_LEVEL_SEARCH_ATTRIBUTE,
+        STAGE_SEARCH_ATTRIBUTE,
         TRIAGE_EVALUATE_ACTIVITY,
         TRIAGE_TASK_QUEUE,
     )
     from mset_contract.triage import (
         ActionFact,
+        AgencyDesignation,
         Escalation,
         EscalationKind,
         MissingEpisodeFact,
@@ -79,10 +84,14 @@ with workflow.unsafe.imports_passed_through():
         TriageResult,
     )
     from mset_contract.vocab import ExitReason, PreMsetOutcome, RiskLevel, Stage
+
+    # Pure (hashlib, json): the same hashes the services keep for retried submissions.
+    from mset_platform.idempotency import differing_hashes, field_hashes
     from workflows.publishing import EventOutbox, referral_envelope
 
 CLOSED = (Stage.exited, Stage.closed_advice_given)
-REVIEW_INTERVAL = timedelta(days=30)  # "cases are re-reviewed monthly" (DESIGN.md §1)
+TRIAGING = (Stage.submitted, Stage.triaged)
+REVIEW_INTERVAL = timedelta(days=30)  # "cases are re-reviewed monthly" (docs/architecture.md §1)
 # Above this many history events a run hands over to a fresh one (continue-as-new). A run's
 # history therefore stays below roughly this bound plus the events of one step.
 DEFAULT_HISTORY_LIMIT = 1000
@@ -93,9 +102,29 @@ KEEP_ESCALATION_KEYS = 300
 KEEP_EPISODES = 50
 KEEP_CLOSED_ACTIONS = 40
 
-RECORD_TIMEOUT = timedelta(seconds=30)
-TRIAGE_TIMEOUT = timedelta(seconds=30)
+# Sized to the work (a few database rows, the rules in memory), not to the worst wait: a
+# worker that dies holding the task is noticed after this, and the retry goes to another.
+# No schedule-to-start bound: a task waits for a worker however long the queue is.
+RECORD_TIMEOUT = timedelta(seconds=10)
+TRIAGE_TIMEOUT = timedelta(seconds=10)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# Patches (``workflow.patched``): open cases recorded before a change replay the old way.
+# A missing episode re-triages a case but no longer undoes a "more information" decision
+# (docs/stage-transitions.md).
+PATCH_EPISODE_KEEPS_STAGE = "missing-episode-keeps-stage"
+# An exit closes or carries each open action, as it says (recorded on the action).
+PATCH_EXIT_ACCOUNTS_FOR_ACTIONS = "exit-accounts-for-actions"
+# Status reads come from the read model (docs/decisions/0022): every change a read shows is
+# recorded, not only a move between stages (a re-triage, a timer's new deadline, progress).
+PATCH_READ_MODEL_CURRENT = "read-model-current"
+# An escalation telling another authority about the case is recorded with the referral
+# service, which then lets that authority's staff see the case (docs/access.md).
+PATCH_RECORD_AUTHORITIES_TOLD = "record-authorities-told"
+# A decision sent again under its id with another body is refused (docs/decisions/0019). The
+# validators refuse it before anything is recorded; a handler refuses it too when two came in
+# one activation (both passed their validators before either was recorded), where it used to
+# answer with the first result: a case that ran that way replays as it ran.
+PATCH_DECISION_CONFLICT = "decision-id-conflict"
 
 
 class Rejected(ApplicationError):
@@ -103,6 +132,40 @@ class Rejected(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="Rejected", non_retryable=True)
+
+
+class Conflict(ApplicationError):
+    """A decision id recorded before with another body; the fields that differ are the
+    details (names only, never values)."""
+
+    def __init__(self, id_field: str, fields: list[str]) -> None:
+        super().__init__(
+            f"this {id_field} was recorded with a different decision ({', '.join(fields)} "
+            f"differ): send it again as first sent, or give a new decision a new {id_field}",
+            *fields,
+            type=REFERRAL_DECISION_CONFLICT_ERROR,
+            non_retryable=True,
+        )
+
+
+def _fingerprint(inp: PreMsetDecisionInput | MsetReviewInput, id_field: str) -> dict[str, str]:
+    """The decision as the caller sent it, field by field, hashed: without its id and without
+    who sent it (a retry by another chair of the same decision is the same decision)."""
+    return field_hashes(inp.model_dump(mode="json", exclude={id_field, "decided_by"}))
+
+
+def _check_same(
+    recorded: dict[str, str] | None,
+    inp: PreMsetDecisionInput | MsetReviewInput,
+    id_field: str,
+) -> None:
+    """Refuse a decision sent again under its id with another body (one recorded before its
+    fingerprint was kept is taken as the same)."""
+    if recorded is None:
+        return
+    differ = differing_hashes(recorded, _fingerprint(inp, id_field))
+    if differ:
+        raise Conflict(id_field, differ)
 
 
 @workflow.defn(name=REFERRAL_WORKFLOW)
@@ -115,6 +178,10 @@ class ReferralWorkflow:
         if inp.carried is not None:
             self.s: ReferralState | None = inp.carried
             self.s.runs += 1
+            if self.s.escalations_sent and not self.s.escalations:
+                # A run handed over by a version that kept the keys alone: read them once,
+                # here, where they are made. (State only: no command changes, so replay holds.)
+                self.s.escalations = [SentEscalation.from_key(k) for k in self.s.escalations_sent]
         else:
             self.s = ReferralState(
                 referral_id=inp.referral_id,
@@ -131,10 +198,17 @@ class ReferralWorkflow:
         self._wake = False
         self._fallback_assessment: Any = None
         self._retriage = False
+        # A new tool arrived (not merely a missing episode): the information a "more
+        # information" decision asked for.
+        self._new_information = False
         self._last: TriageResult | None = None
         self._lock = asyncio.Lock()
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._outbox = EventOutbox(referral_envelope(lambda: self.s))
+        # What the read model last received from this run (``_shown``): a change is recorded
+        # when what a status read shows differs. A carried run starts from what the run
+        # before it recorded, which recorded every change it made.
+        self._recorded: Any = _shown(inp.carried) if inp.carried is not None else None
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -149,6 +223,7 @@ class ReferralWorkflow:
             # each action's reminder and overdue points) are set. Escalations already sent are
             # in the carried keys and are not sent again.
             await self._evaluate()
+            await self._record_if_changed()
         s = self.s
         assert s is not None
         for action in s.actions:
@@ -158,9 +233,15 @@ class ReferralWorkflow:
         while s.stage not in CLOSED:
             if self._retriage:
                 self._retriage = False
+                new_information, self._new_information = self._new_information, False
                 await self._evaluate(announce=True)
-                if s.stage == Stage.more_information_requested:
+                # Only the referrer's new tool answers the panel's request; a missing episode
+                # re-triages and escalates but leaves the decision (and its deadline) alone.
+                if s.stage == Stage.more_information_requested and (
+                    new_information or not workflow.patched(PATCH_EPISODE_KEEPS_STAGE)
+                ):
                     await self._move(Stage.awaiting_pre_mset)
+                await self._record_if_changed()
             due = self._next_wake()
             timeout = max(due - workflow.now(), timedelta(seconds=1)) if due else None
             self._wake = False
@@ -170,6 +251,7 @@ class ReferralWorkflow:
                 )
             except TimeoutError:
                 await self._timer_fired()
+                await self._record_if_changed()
             if s.stage not in CLOSED and self._should_continue_as_new():
                 await self._continue_as_new()
 
@@ -259,6 +341,7 @@ class ReferralWorkflow:
             if not action.open or self._closed():
                 return
             await self._evaluate()
+            await self._record_if_changed()
 
     # --- triage and escalation ----------------------------------------------------------------
 
@@ -297,8 +380,15 @@ class ReferralWorkflow:
             s.last_assessed_at = facts.assessed_at
             if first or announce:
                 self._outbox.referral_triaged(s, result)
+            told: dict[str, Escalation] = {}  # another authority told now, and by what
             for esc in result.escalations:
-                self._escalate(esc, result)
+                if self._escalate(esc, result):
+                    for t in esc.notify:
+                        if t.agency is AgencyDesignation.other_authority and t.agency_ref:
+                            told.setdefault(t.agency_ref, esc)
+            if told and workflow.patched(PATCH_RECORD_AUTHORITIES_TOLD):
+                for authority, esc in told.items():
+                    await self._record_authority_told(authority, esc)
             self._refresh_search_attributes()
             return result
 
@@ -312,14 +402,38 @@ class ReferralWorkflow:
             retry_policy=ACTIVITY_RETRY,
         )
 
-    def _escalate(self, esc: Escalation, result: TriageResult) -> None:
+    def _escalate(self, esc: Escalation, result: TriageResult) -> bool:
+        """Publish the escalation unless it was sent already; True if it is sent now."""
         s = self.s
         assert s is not None
-        key = escalation_key(esc)
-        if key in s.escalations_sent:
-            return
-        s.escalations_sent = [*s.escalations_sent, key][-KEEP_ESCALATION_KEYS:]
+        sent = SentEscalation.of(esc)
+        if sent.key in s.escalations_sent:
+            return False
+        s.escalations_sent = [*s.escalations_sent, sent.key][-KEEP_ESCALATION_KEYS:]
+        s.escalations = [*s.escalations, sent][-KEEP_ESCALATION_KEYS:]
         self._outbox.escalated(s, esc, result)
+        return True
+
+    async def _record_authority_told(self, authority: str, esc: Escalation) -> None:
+        """The authority is told (its staff get the item): the referral service records it,
+        and from then on they may see the case. Recorded in the same workflow step that
+        sends the escalation; the record is idempotent, the first telling stands."""
+        s = self.s
+        assert s is not None
+        await workflow.execute_activity(
+            REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY,
+            RecordAuthorityToldInput(
+                case_id=s.referral_id,
+                local_authority=authority,
+                reason=esc.kind,
+                subject=esc.subject,
+                at=workflow.now(),
+            ),
+            task_queue=REFERRAL_TASK_QUEUE,
+            result_type=RecordAuthorityToldResult,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
 
     def _triage_input(self, facts: TriageFacts, now: datetime) -> TriageInput:
         s = self.s
@@ -329,7 +443,7 @@ class ReferralWorkflow:
             catalogue_version=facts.catalogue_version,
             local_authority=facts.local_authority,
             age_years=facts.age_years,
-            days_until_18=facts.days_until_18,
+            turns_18_month=facts.turns_18(now),
             referrer_level=facts.referrer_level,
             referrer_rationale_given=facts.referrer_rationale_given,
             indicators=facts.indicators,
@@ -381,12 +495,12 @@ class ReferralWorkflow:
         # Ids, codes, levels and a date only: never anything about the child.
         workflow.upsert_search_attributes(
             [
-                SA_STAGE.value_set(s.stage.value),
-                SA_RISK_LEVEL.value_set(level.value),
-                SA_LOCAL_AUTHORITY.value_set(s.local_authority),
-                SA_NEXT_DEADLINE.value_set(s.next_deadline)
+                STAGE_SEARCH_ATTRIBUTE.value_set(s.stage.value),
+                RISK_LEVEL_SEARCH_ATTRIBUTE.value_set(level.value),
+                LOCAL_AUTHORITY_SEARCH_ATTRIBUTE.value_set(s.local_authority),
+                NEXT_DEADLINE_SEARCH_ATTRIBUTE.value_set(s.next_deadline)
                 if s.next_deadline
-                else SA_NEXT_DEADLINE.value_unset(),
+                else NEXT_DEADLINE_SEARCH_ATTRIBUTE.value_unset(),
             ]
         )
 
@@ -402,12 +516,14 @@ class ReferralWorkflow:
 
     # --- Pre-MSET ------------------------------------------------------------------------------
 
-    @workflow.update(name=UPDATE_PRE_MSET_DECISION)
-    async def record_pre_mset_decision(self, d: PreMsetDecisionInput) -> DecisionRecorded:
+    @workflow.update(name=REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE)
+    async def record_pre_mset_decision(self, d: PreMsetDecisionInput) -> PreMsetDecisionResult:
         s = self.s
         assert s is not None
         if d.decision_id and s.pre_mset and s.pre_mset.decision_id == d.decision_id:
-            return DecisionRecorded(
+            if s.pre_mset.fingerprint is not None and workflow.patched(PATCH_DECISION_CONFLICT):
+                _check_same(s.pre_mset.fingerprint, d, "decision_id")
+            return PreMsetDecisionResult(
                 decision_id=d.decision_id, stage=s.stage, level=s.pre_mset.level
             )
         now = workflow.now()
@@ -424,6 +540,7 @@ class ReferralWorkflow:
                 if d.outcome == PreMsetOutcome.more_information
                 else None
             ),
+            fingerprint=_fingerprint(d, "decision_id"),
         )
         s.pre_mset = record
         self._outbox.pre_mset_decided(s, record)
@@ -436,12 +553,13 @@ class ReferralWorkflow:
         else:
             await self._move(Stage.more_information_requested, d.decided_by)
         self._wake = True
-        return DecisionRecorded(decision_id=record.decision_id, stage=s.stage, level=d.level)
+        return PreMsetDecisionResult(decision_id=record.decision_id, stage=s.stage, level=d.level)
 
     @record_pre_mset_decision.validator
     def _check_pre_mset(self, d: PreMsetDecisionInput) -> None:
         s = self._require_state()
         if d.decision_id and s.pre_mset and s.pre_mset.decision_id == d.decision_id:
+            _check_same(s.pre_mset.fingerprint, d, "decision_id")
             return  # the same decision again: answered with the first result
         if s.stage != Stage.awaiting_pre_mset:
             raise Rejected(
@@ -450,27 +568,30 @@ class ReferralWorkflow:
             )
         if d.outcome == PreMsetOutcome.not_met and not d.rationale:
             raise Rejected("a rationale is required when the criteria are not met")
+        # A low case never goes to MSET, whatever the rationale: say so first.
+        if d.outcome == PreMsetOutcome.meets_criteria and d.level == RiskLevel.low:
+            raise Rejected(
+                "MSET considers medium and high risk cases: record 'not_met' with advice "
+                "to the case holder, or agree a higher level"
+            )
         suggested = s.triage.suggested_level if s.triage else None
         if suggested is not None and d.level.rank < suggested.rank and not d.rationale:
             raise Rejected(
                 f"the level '{d.level.value}' is below the suggested '{suggested.value}': "
                 "a rationale is required"
             )
-        if d.outcome == PreMsetOutcome.meets_criteria and d.level == RiskLevel.low:
-            raise Rejected(
-                "MSET considers medium and high risk cases: record 'not_met' with advice "
-                "to the case holder, or agree a higher level"
-            )
 
     # --- MSET review ---------------------------------------------------------------------------
 
-    @workflow.update(name=UPDATE_MSET_REVIEW)
+    @workflow.update(name=REFERRAL_RECORD_MSET_REVIEW_UPDATE)
     async def record_mset_review(self, r: MsetReviewInput) -> MsetReviewRecorded:
         s = self.s
         assert s is not None
         if r.review_id:
             for done in s.reviews:
                 if done.review_id == r.review_id:
+                    if done.fingerprint is not None and workflow.patched(PATCH_DECISION_CONFLICT):
+                        _check_same(done.fingerprint, r, "review_id")
                     return MsetReviewRecorded(
                         review_id=done.review_id,
                         stage=s.stage,
@@ -501,6 +622,7 @@ class ReferralWorkflow:
             meeting_id=r.meeting_id,
             decided_at=now,
             action_ids=[a.action_id for a in new_actions],
+            fingerprint=_fingerprint(r, "review_id"),
         )
         s.reviews = [*s.reviews, record][-KEEP_REVIEWS:]
         s.reviews_total += 1
@@ -528,8 +650,10 @@ class ReferralWorkflow:
     @record_mset_review.validator
     def _check_mset_review(self, r: MsetReviewInput) -> None:
         s = self._require_state()
-        if r.review_id and any(done.review_id == r.review_id for done in s.reviews):
-            return
+        for done in s.reviews:
+            if r.review_id and done.review_id == r.review_id:
+                _check_same(done.fingerprint, r, "review_id")
+                return  # the same review again: answered with the first result
         if s.stage not in (Stage.awaiting_mset, Stage.active_plan):
             raise Rejected(
                 f"the case is at stage '{s.stage.value}': MSET reviews cases that met the "
@@ -548,7 +672,7 @@ class ReferralWorkflow:
 
     # --- actions -------------------------------------------------------------------------------
 
-    @workflow.update(name=UPDATE_ACTION_PROGRESS)
+    @workflow.update(name=REFERRAL_RECORD_ACTION_PROGRESS_UPDATE)
     async def record_action_progress(self, p: ActionProgressInput) -> ActionProgressRecorded:
         s = self.s
         assert s is not None
@@ -564,6 +688,9 @@ class ReferralWorkflow:
             s.actions = _bounded_actions(s.actions)
             self._refresh_search_attributes()
             await self._record_read_model()
+        else:
+            # The note shows on the papers and in the owner's list of its actions.
+            await self._record_if_changed()
         self._wake = True
         return ActionProgressRecorded(
             action_id=action.action_id,
@@ -582,17 +709,25 @@ class ReferralWorkflow:
 
     # --- exit ----------------------------------------------------------------------------------
 
-    @workflow.update(name=UPDATE_EXIT)
-    async def exit_case(self, e: ExitCaseInput) -> CaseExited:
+    @workflow.update(name=REFERRAL_EXIT_CASE_UPDATE)
+    async def exit_case(self, e: ExitCaseInput) -> ExitResult:
         s = self.s
         assert s is not None
         now = workflow.now()
+        if workflow.patched(PATCH_EXIT_ACCOUNTS_FOR_ACTIONS):
+            # Every open action ends with the case, as the exit said (the validator made sure
+            # each is accounted for): closed, or carried on by the case holder outside MSET.
+            said = {x.action_id: x.disposition for x in e.actions}
+            for action in s.actions:
+                if action.open and action.action_id in said:
+                    action.disposition = said[action.action_id]
+                    action.ended_at = now
         s.exit = ExitRecord(
             reason=e.reason, detail=e.detail, decided_by=e.decided_by, exited_at=now
         )
         self._outbox.case_exited(s, s.exit)
         await self._move(Stage.exited, e.decided_by)
-        return CaseExited(stage=s.stage, reason=e.reason, exited_at=now)
+        return ExitResult(stage=s.stage, reason=e.reason, exited_at=now)
 
     @exit_case.validator
     def _check_exit(self, e: ExitCaseInput) -> None:
@@ -601,10 +736,23 @@ class ReferralWorkflow:
             raise Rejected(f"the case is closed already (stage '{s.stage.value}')")
         if e.reason == ExitReason.other and not e.detail:
             raise Rejected("an exit for an 'other' reason needs its detail")
+        open_ids = [a.action_id for a in s.actions if a.open]
+        said = [x.action_id for x in e.actions]
+        if len(set(said)) != len(said):
+            raise Rejected("actions: each action may be named once")
+        unknown = [i for i in said if i not in open_ids]
+        if unknown:
+            raise Rejected(f"actions: not an open action of this case: {', '.join(unknown)}")
+        unaccounted = [i for i in open_ids if i not in said]
+        if unaccounted:
+            raise Rejected(
+                f"open actions not accounted for: {', '.join(unaccounted)}; say for each "
+                "whether it is 'closed' or 'carried' on by the case holder (actions)"
+            )
 
     # --- signals and queries --------------------------------------------------------------------
 
-    @workflow.signal(name=SIGNAL_REASSESSED)
+    @workflow.signal(name=REFERRAL_REASSESSED_SIGNAL)
     def reassessed(self, sig: ReassessedSignal) -> None:
         s = self.s
         if s is None or s.stage in CLOSED:
@@ -613,9 +761,10 @@ class ReferralWorkflow:
         s.assessment_id = sig.assessment_id
         s.last_assessed_at = sig.assessed_at
         s.referrer_level = sig.referrer_level
+        self._new_information = True
         self._retriage = True
 
-    @workflow.signal(name=SIGNAL_MISSING_EPISODE)
+    @workflow.signal(name=REFERRAL_MISSING_EPISODE_SIGNAL)
     def missing_episode(self, sig: MissingEpisodeSignal) -> None:
         s = self.s
         if s is None or s.stage in CLOSED:
@@ -625,18 +774,33 @@ class ReferralWorkflow:
         s.missing_episodes = merged[-KEEP_EPISODES:]
         self._retriage = True
 
-    @workflow.query(name=QUERY_STATE)
+    @workflow.query(name=REFERRAL_STATE_QUERY)
     def state(self) -> ReferralState | None:
         return self.s
 
     def _require_state(self) -> ReferralState:
-        if self.s is None or self.s.triage is None:
+        # Submitted and triaged are passed through in the run's first step: a decision taken
+        # then (an exit, say) would be overtaken by the move to awaiting Pre-MSET.
+        if self.s is None or self.s.triage is None or self.s.stage in TRIAGING:
             raise Rejected("the case is still being triaged: try again in a moment")
         return self.s
+
+    async def _record_if_changed(self) -> None:
+        """Record the case if what a status read shows has changed since the last record."""
+        if not workflow.patched(PATCH_READ_MODEL_CURRENT):
+            return  # a case recorded before reads came from the read model replays as it ran
+        assert self.s is not None
+        if _shown(self.s) != self._recorded:
+            await self._record_read_model()
 
     async def _record_read_model(self) -> None:
         s = self.s
         assert s is not None
+        # Numbered when made: records of one case may be in flight together (an update's and
+        # a timer's), and the read model keeps the latest-made, whichever arrives last.
+        s.record_seq += 1
+        snapshot = s.read_model_snapshot()
+        self._recorded = _shown(s)
         await workflow.execute_activity(
             REFERRAL_RECORD_STAGE_ACTIVITY,
             RecordStageInput(
@@ -646,13 +810,30 @@ class ReferralWorkflow:
                 suggested_level=s.triage.suggested_level if s.triage else None,
                 next_deadline=s.next_deadline,
                 open_actions=sum(1 for a in s.actions if a.open),
+                exit_reason=s.exit.reason if s.exit else None,
                 at=workflow.now(),
+                seq=s.record_seq,
+                state=snapshot,
             ),
             task_queue=REFERRAL_TASK_QUEUE,
             result_type=RecordStageResult,
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
         )
+
+
+def _shown(s: ReferralState) -> Any:
+    """What status reads show of the state: all of it but the workflow's bookkeeping (the
+    record and event counters, the escalation keys, the time of a triage that found nothing
+    new, the runs)."""
+    return s.read_model_snapshot().model_dump(
+        exclude={
+            "record_seq": True,
+            "events_emitted": True,
+            "runs": True,
+            "triage": {"as_of"},
+        }
+    )
 
 
 def _bounded_actions(actions: list[CaseAction]) -> list[CaseAction]:

@@ -1,52 +1,49 @@
-"""Runs the workflow worker: every MSET workflow on the workflows task queue."""
+"""Runs the workflow worker: the case workflows (``ReferralWorkflow``,
+``MissingEpisodeWorkflow``) and the retention sweep (``RetentionSweepWorkflow``) on the
+workflows task queue.
+
+The two other workflows in this package stay with the worker of the service whose queue they
+run on, because their activities run on that same queue and running ones (and the meeting
+schedules' actions) already name it: ``MeetingCycleWorkflow`` on the meeting worker
+(``MEETING_TASK_QUEUE``), ``InboxReescalationWorkflow`` on the notifications worker
+(``NOTIFICATIONS_TASK_QUEUE``)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from mset_contract.temporal import WORKFLOWS_TASK_QUEUE
+from mset_platform.graceful import WORKER_GRACEFUL_SHUTDOWN, run_until_signalled
+from mset_platform.settings import ServiceSettings
+from mset_platform.temporal import connect, worker_main
 from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
+from workflows.retention import RetentionSweepWorkflow
 
-ALL_WORKFLOWS = [ReferralWorkflow, MissingEpisodeWorkflow]
+ALL_WORKFLOWS = [ReferralWorkflow, MissingEpisodeWorkflow, RetentionSweepWorkflow]
 
 
-class WorkflowWorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MSET_WORKFLOWS_", extra="ignore")
-
-    temporal_address: str = Field(
-        default="127.0.0.1:7233",
-        validation_alias=AliasChoices("MSET_TEMPORAL_ADDRESS", "temporal_address"),
-    )
-    temporal_namespace: str = Field(
-        default="default",
-        validation_alias=AliasChoices("MSET_TEMPORAL_NAMESPACE", "temporal_namespace"),
-    )
+class WorkflowWorkerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MSET_WORKFLOWS_")
 
 
 def build_worker(client: Client, task_queue: str = WORKFLOWS_TASK_QUEUE) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=ALL_WORKFLOWS,
+        graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
+    )
 
 
 async def run(settings: WorkflowWorkerSettings) -> None:
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
-    await build_worker(client).run()
+    await run_until_signalled(build_worker(await connect(settings)))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    asyncio.run(run(WorkflowWorkerSettings()))
+    worker_main("workflows worker", WorkflowWorkerSettings, run)
 
 
 if __name__ == "__main__":

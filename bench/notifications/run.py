@@ -46,6 +46,7 @@ from mset_contract.events import EVENTS_TOPIC, ReferralEscalated, high_risk_esca
 from mset_contract.referral import referral_example
 from mset_contract.vocab import Role
 from services.notifications.settings import NotificationsSettings
+from tests.support.pages import every_item
 
 ESCALATED = ReferralEscalated.model_fields["type"].default.encode()
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,8 +135,9 @@ def start_stack(data_dir: Path) -> Stack:
 def credentials(data_dir: Path) -> tuple[str, str]:
     """The demo agency's API key, and a manager of that agency (created here, once)."""
     creds = json.loads((data_dir / "demo-credentials.json").read_text())
+    from mset_platform.db import make_engine
     from services.referral.identity import Identity
-    from services.referral.store import Store, make_engine
+    from services.referral.store import Store
 
     engine = make_engine(f"sqlite:///{(data_dir / 'referral.db').resolve()}")
     try:
@@ -176,15 +178,15 @@ def _tool() -> dict[str, Any]:
 
 
 def _items(http: httpx.Client, stack: Stack, token: str) -> dict[str, datetime]:
-    resp = http.get(
+    items = every_item(
+        http,
         f"{stack.notifications_url}/v1/inbox",
-        params={"state": "all", "limit": 200},
+        params={"state": "all"},
         headers={"Authorization": f"Bearer {token}"},
     )
-    resp.raise_for_status()
     return {
         i["case_id"]: datetime.fromisoformat(i["created_at"])
-        for i in resp.json()["items"]
+        for i in items
         if i["target_role"] == "manager" and not i["reescalation_of"]
     }
 
@@ -254,7 +256,7 @@ def on_the_broker(broker: str, topic: str, cases: set[str]) -> dict[str, datetim
 def broker_latency(broker: str, count: int, partitions: int = 6) -> list[float]:
     """Produce (acks=all, idempotent, one at a time) → consume (a consumer group configured
     as the inbox consumer is) of records shaped like an escalation event, on its own topic."""
-    s = NotificationsSettings()
+    s = NotificationsSettings(environment="development")  # a bench beside `make dev`
     topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=broker)
     admin.create_topics([NewTopic(topic, partitions, 1)])

@@ -1,5 +1,5 @@
 """Meeting service API (Pre-MSET, MSET and extraordinary LMAPS panels) for partnership staff.
-HTTP only: the work is in meetings.py, the rules in domain.py."""
+HTTP only: the work is in the job modules behind meetings.py, the rules in domain.py."""
 
 from __future__ import annotations
 
@@ -7,76 +7,84 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-import uvicorn
-from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from mset_contract.auth import Introspector, Principal
-from mset_contract.edge import (
-    BodyLimit,
-    ErrorBody,
-    FieldError,
-    RequireJson,
-    Resolver,
-    error_response,
-    field_errors,
-    install_error_handlers,
-    principal_dependency,
-)
 from mset_contract.meeting import (
-    SCHEDULED_KINDS,
     AgendaPublic,
     AttendancePublic,
     AttendanceReport,
     AttendanceUpdate,
     DecisionCreate,
     DecisionKind,
+    ItemDecisionCreate,
     ItemDecisionPublic,
+    MeetingClose,
     MeetingCreate,
     MeetingPage,
     MeetingPublic,
     MeetingStatus,
-    SchedulePage,
+    ScheduleList,
+    ScheduleTrigger,
     ScheduleTriggered,
     attendance_example,
     meeting_create_example,
     mset_review_example,
     pre_mset_decision_example,
 )
-from mset_contract.types import LocalAuthorityCode
+from mset_contract.reports import AttendanceAggregate
+from mset_contract.types import LocalAuthorityCode, QueryInstant
 from mset_contract.vocab import MeetingKind
+from mset_platform.case_records import add_case_record_route
+from mset_platform.cases_http import CASE_RESPONSES, install_case_error_handlers
+from mset_platform.edge import (
+    Caller,
+    add_healthz,
+    answer,
+    answer_invalid_field,
+    error_responses,
+    invalid_request_response,
+    serve_main,
+    service_app,
+    unavailable_response,
+)
+from mset_platform.identity import Resolver, resolving, with_service_token
+from mset_platform.paging import PageRequest, page_query
+from mset_platform.temporal import connect
+from services.meeting import minutes as minutes_doc
+from services.meeting.agencies import (
+    AgencyDirectory,
+    DirectoryUnavailable,
+    HttpAgencyDirectory,
+    check_owners,
+)
+from services.meeting.calling import ScheduleDesk
 from services.meeting.domain import (
     CasesUnavailable,
     Conflict,
     DecisionInvalid,
-    DecisionRejected,
     ItemNotFound,
     MeetingNotFound,
     NotAllowed,
-    Permission,
+    RequestInvalid,
     ScheduleNotFound,
-    require,
 )
 from services.meeting.meetings import Meetings
-from services.meeting.migrate import upgrade
+from services.meeting.migrate import MIGRATIONS
+from services.meeting.policy import CASE_RECORD
 from services.meeting.schedules import TemporalSchedules
 from services.meeting.settings import MeetingSettings
-from services.meeting.store import Store, make_engine
+from services.meeting.store import AGENDA_ORDER, MEETING_ORDER, Store
+from services.meeting.who import CaseRecords, HttpCaseRecords, RecordsUnavailable
 from services.meeting.worker import build_meetings
 
 log = logging.getLogger("mset.meeting")
 
-# Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
-current_principal = principal_dependency(lambda request: request.app.state.resolve)
-Caller = Annotated[Principal, Depends(current_principal)]
 MeetingId = Annotated[uuid.UUID, Path(description="The meeting's id.")]
 Authority = Annotated[LocalAuthorityCode, Path(description="Local authority code.")]
 
@@ -85,67 +93,73 @@ def create_app(
     settings: MeetingSettings,
     resolver: Resolver | None = None,
     temporal_client: Client | None = None,
+    directory: AgencyDirectory | None = None,
+    records: CaseRecords | None = None,
 ) -> FastAPI:
+    """``resolver``, ``temporal_client``, ``directory`` and ``records`` may be given (tests);
+    by default the referral service resolves callers, is the agency directory and says who
+    each case is about."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        if settings.auto_migrate:
-            await run_in_threadpool(upgrade, engine)
-        # Lazy: the API starts (and answers /healthz) while Temporal is still coming up.
-        client = temporal_client or await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-            lazy=True,
+        engine = await run_in_threadpool(
+            MIGRATIONS.open, settings.database_url, settings.auto_migrate
         )
-        introspector = None
-        if resolver is None:
-            introspector = Introspector(settings.referral_url)
-            app.state.resolve = introspector.principal
-        else:
-            app.state.resolve = resolver
+        client = temporal_client or await connect(settings, lazy=True)
+        token = settings.service_token.get_secret_value()
+        own = None
+        if directory is None:
+            own = HttpAgencyDirectory(settings.referral_url, token)
+        own_records = None
+        if records is None:
+            own_records = HttpCaseRecords(settings.referral_url, token)
         app.state.store = Store(engine)
-        app.state.meetings = build_meetings(client, app.state.store, settings)
-        app.state.schedules = TemporalSchedules(client)
-        yield
-        if introspector is not None:
-            await introspector.aclose()
-        engine.dispose()
+        app.state.meetings = build_meetings(
+            client, app.state.store, settings, records or own_records
+        )
+        app.state.schedules = ScheduleDesk(TemporalSchedules(client), settings.authorities)
+        app.state.directory = directory or own
+        try:
+            async with resolving(resolver, settings) as resolve:
+                # The MSET services call with the services' token: the referral service asks
+                # for a case's record (subject access) and for the reports' aggregates.
+                app.state.resolve = with_service_token(token, resolve)
+                yield
+        finally:
+            if own is not None:
+                await own.aclose()
+            if own_records is not None:
+                await own_records.aclose()
+            engine.dispose()
 
-    app = FastAPI(
+    app = service_app(
         title="MSET Flow — meetings",
-        version="1",
         description="Pre-MSET and MSET panels and extraordinary LMAPS meetings: schedules, "
         "agendas, attendance, decisions and minutes. For partnership staff: authenticate with "
         "your staff token (`Authorization: Bearer ...`). The coordinator prepares meetings, "
         "the chair records decisions, panel members read.",
         lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.add_middleware(RequireJson)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
+    install_case_error_handlers(app)
     _install_domain_errors(app)
+    add_case_record_route(
+        app, lambda request, case_id: request.app.state.store.case_record(case_id), CASE_RECORD
+    )
 
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-    }
-    not_found: dict[int | str, dict[str, Any]] = {**errors, 404: {"model": ErrorBody}}
-    conflict: dict[int | str, dict[str, Any]] = {**not_found, 409: {"model": ErrorBody}}
+    errors = error_responses(401, 403, 422)
+    not_found = error_responses(401, 403, 404, 422)
+    conflict = error_responses(401, 403, 404, 409, 422)
 
     def meetings(request: Request) -> Meetings:
         m: Meetings = request.app.state.meetings
         return m
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, str]:
-        def ping() -> None:
-            with request.app.state.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+    def schedules(request: Request) -> ScheduleDesk:
+        d: ScheduleDesk = request.app.state.schedules
+        return d
 
-        await run_in_threadpool(ping)
-        return {"status": "ok"}
+    add_healthz(app, lambda request: request.app.state.store.engine)
 
     # --- meetings --------------------------------------------------------------------------
 
@@ -153,26 +167,26 @@ def create_app(
     async def list_meetings(
         request: Request,
         caller: Caller,
+        page: Annotated[PageRequest, page_query(MEETING_ORDER)],
         local_authority: LocalAuthorityCode | None = None,
         kind: MeetingKind | None = None,
         status: MeetingStatus | None = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> MeetingPage:
-        """Meetings, latest first (coordinator, chair, panel member)."""
+        """Meetings, latest first, a page at a time (coordinator, chair, panel member)."""
         return await run_in_threadpool(
             meetings(request).list_meetings,
             caller,
             local_authority=local_authority,
             kind=kind,
             status=status,
-            limit=limit,
+            page=page,
         )
 
     @app.post(
         "/v1/meetings",
         status_code=201,
         response_model=MeetingPublic,
-        responses={**errors, 503: {"model": ErrorBody}},
+        responses={**errors, **error_responses(503)},
         tags=["meetings"],
     )
     async def call_meeting(
@@ -200,14 +214,29 @@ def create_app(
     @app.post(
         "/v1/meetings/{meeting_id}/close",
         response_model=MeetingPublic,
-        responses=not_found,
+        responses=conflict,
         tags=["meetings"],
     )
     async def close_meeting(
-        request: Request, caller: Caller, meeting_id: MeetingId
+        request: Request,
+        caller: Caller,
+        meeting_id: MeetingId,
+        body: Annotated[
+            MeetingClose | None,
+            Body(
+                openapi_examples={
+                    "every item decided": {"value": {}},
+                    "carry the undecided items over": {"value": {"carry_over": True}},
+                }
+            ),
+        ] = None,
     ) -> MeetingPublic:
-        """Close the meeting; its minutes become final (chair or coordinator)."""
-        return await run_in_threadpool(meetings(request).close, caller, meeting_id)
+        """Close the meeting; its minutes become final. Only a coordinator or chair who
+        serves the meeting's authority may (403 otherwise, with the reason). With undecided
+        items, send `{"carry_over": true}` to carry them over to the next meeting of this
+        kind and authority; without it the close is refused (409, saying how many)."""
+        carry = body.carry_over if body else False
+        return await run_in_threadpool(meetings(request).close, caller, meeting_id, carry)
 
     # --- agenda ----------------------------------------------------------------------------
 
@@ -217,23 +246,30 @@ def create_app(
         responses=not_found,
         tags=["agenda"],
     )
-    async def get_agenda(request: Request, caller: Caller, meeting_id: MeetingId) -> AgendaPublic:
-        """The agenda, highest risk and longest waiting first, as your role may see it
-        (coordinator and chair: everything; panel members: without free-text rationales
-        and progress notes). Each read is recorded."""
-        return await run_in_threadpool(meetings(request).agenda, caller, meeting_id)
+    async def get_agenda(
+        request: Request,
+        caller: Caller,
+        meeting_id: MeetingId,
+        page: Annotated[PageRequest, page_query(AGENDA_ORDER)],
+    ) -> AgendaPublic:
+        """The agenda, highest risk and longest waiting first, a page at a time, as your role
+        may see it (coordinator and chair: everything; panel members: without free-text
+        rationales and progress notes). Each case is named by who it is about (`who`: the
+        partner's child reference, age, gender, legal status, area, the referring agency),
+        read from the referral service now. Each read is recorded."""
+        return await meetings(request).agenda(caller, meeting_id, page=page)
 
     @app.post(
         "/v1/meetings/{meeting_id}/agenda/refresh",
         response_model=AgendaPublic,
-        responses={**conflict, 503: {"model": ErrorBody}},
+        responses={**conflict, **error_responses(503)},
         tags=["agenda"],
     )
     async def refresh_agenda(
         request: Request, caller: Caller, meeting_id: MeetingId
     ) -> AgendaPublic:
         """Draw the agenda up again from the cases as they are now (coordinator; only before
-        the first decision)."""
+        the first decision). Answers its first page."""
         return await meetings(request).refresh_agenda(caller, meeting_id)
 
     # --- attendance ------------------------------------------------------------------------
@@ -266,15 +302,36 @@ def create_app(
         request: Request,
         caller: Caller,
         local_authority: LocalAuthorityCode,
-        since: Annotated[datetime | None, Query(description="Default: 12 months ago.")] = None,
-        until: Annotated[datetime | None, Query(description="Default: now.")] = None,
+        since: Annotated[
+            QueryInstant | None,
+            Query(description="Default: 12 months ago. Between 1900 and 2199; UTC if no zone."),
+        ] = None,
+        until: Annotated[
+            QueryInstant | None,
+            Query(description="Default: now. Between 1900 and 2199; UTC if no zone."),
+        ] = None,
     ) -> AttendanceReport:
         """Attendance by agency at an authority's meetings (coordinator, analyst)."""
-        now = datetime.now(UTC)
-        until_ = _aware(until) if until else now
-        since_ = _aware(since) if since else until_ - timedelta(days=365)
         return await run_in_threadpool(
-            meetings(request).attendance_report, caller, local_authority, since_, until_
+            meetings(request).attendance_report, caller, local_authority, since, until
+        )
+
+    @app.get(
+        "/v1/aggregates/attendance",
+        response_model=AttendanceAggregate,
+        responses=errors,
+        tags=["attendance"],
+    )
+    async def attendance_aggregate(
+        request: Request,
+        caller: Caller,
+        local_authority: LocalAuthorityCode,
+        since: Annotated[QueryInstant, Query(description="Between 1900 and 2199; UTC if no zone.")],
+        until: Annotated[QueryInstant, Query(description="Between 1900 and 2199; UTC if no zone.")],
+    ) -> AttendanceAggregate:
+        """Meetings held and each agency's attendance, as counts (MSET services only)."""
+        return await run_in_threadpool(
+            meetings(request).attendance_aggregate, caller, local_authority, since, until
         )
 
     # --- decisions -------------------------------------------------------------------------
@@ -282,7 +339,7 @@ def create_app(
     @app.post(
         "/v1/meetings/{meeting_id}/items/{item_id}/decision",
         response_model=ItemDecisionPublic,
-        responses={**conflict, 503: {"model": ErrorBody}},
+        responses={**conflict, **CASE_RESPONSES},
         tags=["decisions"],
     )
     async def decide(
@@ -291,7 +348,7 @@ def create_app(
         meeting_id: MeetingId,
         item_id: uuid.UUID,
         body: Annotated[
-            DecisionCreate,
+            ItemDecisionCreate,
             Body(
                 openapi_examples={
                     "Pre-MSET: meets criteria": {"value": pre_mset_decision_example()},
@@ -301,10 +358,44 @@ def create_app(
         ],
     ) -> ItemDecisionPublic:
         """Record the panel's decision on one agenda item (chair). It is sent to the case's
-        workflow, which records it or refuses it whole (422, with its reason). An item is
-        decided once: a second decision gets 409; the same request again returns the first
-        answer."""
+        workflow, which records it or refuses it whole (422, with its reason; 409 if the case
+        has ended). An item is decided once: a second decision gets 409; the same request
+        again returns the first answer. Each action's owner must be in the agency directory."""
+        await check_owners(request.app.state.directory, body)
         return await meetings(request).decide(caller, meeting_id, item_id, body)
+
+    @app.post(
+        "/v1/meetings/{meeting_id}/cases/{referral_id}/decision",
+        response_model=ItemDecisionPublic,
+        responses={**conflict, **CASE_RESPONSES},
+        tags=["decisions"],
+    )
+    async def decide_for_case(
+        request: Request,
+        caller: Caller,
+        meeting_id: MeetingId,
+        referral_id: Annotated[uuid.UUID, Path(description="The case (its referral id).")],
+        body: Annotated[
+            DecisionCreate,
+            Body(
+                openapi_examples={
+                    "Pre-MSET: meets criteria": {
+                        "value": {**pre_mset_decision_example(), "decision_id": "pre-mset-4"}
+                    },
+                    "MSET review with a plan": {
+                        "value": {**mset_review_example(), "review_id": "mset-2026-11-item-2"}
+                    },
+                }
+            ),
+        ],
+    ) -> ItemDecisionPublic:
+        """Record the panel's decision on the case's agenda item, under your own decision id
+        (`decision_id` or `review_id`) if you give one (chair). The referral API's
+        `pre-mset-decision` and `mset-review` with a `meeting_id` come this way, so the
+        meeting's record and minutes hold every decision taken in it. Otherwise as the
+        item's decision route."""
+        await check_owners(request.app.state.directory, body)
+        return await meetings(request).decide_for_case(caller, meeting_id, referral_id, body)
 
     # --- minutes ---------------------------------------------------------------------------
 
@@ -316,7 +407,10 @@ def create_app(
     )
     async def minutes_markdown(request: Request, caller: Caller, meeting_id: MeetingId) -> Response:
         """The minutes as Markdown: attendance and decisions, as your role may see them."""
-        body = await run_in_threadpool(meetings(request).minutes_markdown, caller, meeting_id)
+        blocks = await minutes_doc.compose(
+            meetings(request), request.app.state.directory, caller, meeting_id
+        )
+        body = minutes_doc.to_markdown(blocks)
         return Response(
             body,
             media_type="text/markdown; charset=utf-8",
@@ -330,50 +424,46 @@ def create_app(
         tags=["minutes"],
     )
     async def minutes_pdf(request: Request, caller: Caller, meeting_id: MeetingId) -> Response:
-        """The minutes as PDF (the same content as the Markdown)."""
-        body = await run_in_threadpool(meetings(request).minutes_pdf, caller, meeting_id)
+        """The minutes as PDF (the same content as the Markdown), marked OFFICIAL-SENSITIVE
+        on every page."""
+        blocks = await minutes_doc.compose(
+            meetings(request), request.app.state.directory, caller, meeting_id
+        )
+        body = minutes_doc.to_pdf(blocks, title=f"Minutes of meeting {meeting_id}")
         return Response(
             body, media_type="application/pdf", headers=_attachment(f"minutes-{meeting_id}.pdf")
         )
 
     # --- schedules -------------------------------------------------------------------------
 
-    @app.get("/v1/schedules", response_model=SchedulePage, responses=errors, tags=["schedules"])
-    async def list_schedules(request: Request, caller: Caller) -> SchedulePage:
+    @app.get("/v1/schedules", response_model=ScheduleList, responses=errors, tags=["schedules"])
+    async def list_schedules(request: Request, caller: Caller) -> ScheduleList:
         """The monthly meeting schedules of the partnership's authorities (coordinator)."""
-        require(caller, Permission.run_schedules)
-        schedules: TemporalSchedules = request.app.state.schedules
-        found = []
-        for la in settings.authorities:
-            for kind in SCHEDULED_KINDS:
-                try:
-                    found.append(await schedules.describe(la, kind))
-                except ScheduleNotFound:
-                    continue  # the worker has not created it yet
-        return SchedulePage(schedules=found)
+        return await schedules(request).list_schedules(caller)
 
     @app.post(
         "/v1/schedules/{local_authority}/{kind}/trigger",
         status_code=202,
         response_model=ScheduleTriggered,
-        responses={**not_found, 503: {"model": ErrorBody}},
+        responses={**not_found, **error_responses(503)},
         tags=["schedules"],
     )
     async def trigger_schedule(
-        request: Request, caller: Caller, local_authority: Authority, kind: MeetingKind
+        request: Request,
+        caller: Caller,
+        local_authority: Authority,
+        kind: MeetingKind,
+        body: Annotated[
+            ScheduleTrigger | None,
+            # The dated example is the model's own (made when the schema is asked for).
+            Body(openapi_examples={"held now": {"value": {}}}),
+        ] = None,
     ) -> ScheduleTriggered:
-        """Fire an authority's Pre-MSET or MSET schedule now (coordinator): the meeting is
-        called and its agenda drawn up within seconds; list meetings to find it."""
-        require(caller, Permission.run_schedules)
-        if kind not in SCHEDULED_KINDS:
-            raise ScheduleNotFound(
-                "LMAPS meetings have no schedule: call one with POST /v1/meetings"
-            )
-        schedules: TemporalSchedules = request.app.state.schedules
-        schedule_id, at = await schedules.trigger(local_authority, kind)
-        return ScheduleTriggered(
-            schedule_id=schedule_id, local_authority=local_authority, kind=kind, triggered_at=at
-        )
+        """Call an authority's Pre-MSET or MSET meeting now (coordinator), held when you say
+        (default: now): it is called and its agenda drawn up within seconds; list meetings
+        to find it."""
+        held_at = body.held_at if body else None
+        return await schedules(request).trigger(caller, local_authority, kind, held_at)
 
     return app
 
@@ -381,73 +471,39 @@ def create_app(
 _TAGS = {k.value for k in DecisionKind}
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def _attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 def _install_domain_errors(app: FastAPI) -> None:
-    async def forbidden(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(403, str(exc))
-
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(404, str(exc))
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(409, str(exc))
-
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DecisionInvalid)
-        return error_response(
-            422,
-            f"the decision is not valid: {exc.field}: {exc.reason}",
-            [FieldError(field=exc.field, reason=exc.reason)],
-        )
-
-    async def rejected(_: Request, exc: Exception) -> JSONResponse:
-        reason = str(exc)
-        return error_response(
-            422,
-            f"the case's workflow refused the decision, nothing was recorded: {reason}",
-            [FieldError(field="body", reason=reason)],
-        )
-
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("temporal unavailable", exc_info=exc.__cause__ or exc)
-        resp = error_response(503, f"{exc}; nothing was recorded, please retry")
-        resp.headers["Retry-After"] = "5"
-        return resp
+        return unavailable_response(f"{exc}; nothing was recorded, please retry")
 
     async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
         # A decision is a union tagged by its "kind": pydantic names the tag in each error's
         # location ("pre_mset.outcome"); the caller wrote "outcome", so that is the field.
         assert isinstance(exc, RequestValidationError)
-        untagged = [
-            {**e, "loc": [p for n, p in enumerate(e["loc"]) if not (n == 1 and p in _TAGS)]}
-            for e in exc.errors()
-        ]
-        errors = field_errors(untagged)
-        detail = "the request is not valid: " + "; ".join(f"{e.field}: {e.reason}" for e in errors)
-        return error_response(422, detail, errors)
+        return invalid_request_response(
+            [
+                {**e, "loc": [p for n, p in enumerate(e["loc"]) if not (n == 1 and p in _TAGS)]}
+                for e in exc.errors()
+            ]
+        )
 
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(NotAllowed, forbidden)
-    app.add_exception_handler(MeetingNotFound, not_found)
-    app.add_exception_handler(ItemNotFound, not_found)
-    app.add_exception_handler(ScheduleNotFound, not_found)
-    app.add_exception_handler(Conflict, conflict)
-    app.add_exception_handler(DecisionInvalid, invalid)
-    app.add_exception_handler(DecisionRejected, rejected)
+    answer(app, 403, NotAllowed)
+    answer(app, 404, MeetingNotFound, ItemNotFound, ScheduleNotFound)
+    answer(app, 409, Conflict)
+    answer_invalid_field(app, DecisionInvalid, what="decision")
+    answer_invalid_field(app, RequestInvalid)
     app.add_exception_handler(CasesUnavailable, unavailable)
+    app.add_exception_handler(DirectoryUnavailable, unavailable)
+    app.add_exception_handler(RecordsUnavailable, unavailable)
 
 
 def main() -> None:
-    settings = MeetingSettings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve_main("meeting", MeetingSettings, create_app)
 
 
 if __name__ == "__main__":

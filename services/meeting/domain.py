@@ -8,10 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from mset_contract.auth import Principal
+from mset_contract.cases import MsetReviewRequest, PreMsetDecisionRequest
 from mset_contract.meeting import (
     ActionView,
     AgendaItemPublic,
@@ -20,11 +21,17 @@ from mset_contract.meeting import (
     CaseSummary,
     DecisionKind,
     LastDecision,
-    MsetReviewCreate,
-    PreMsetDecisionCreate,
+    MeetingStatus,
+    RecordedVia,
     TriageView,
 )
-from mset_contract.referral_workflow import ReferralState
+from mset_contract.referral_workflow import (
+    MsetReviewInput,
+    MsetReviewRecorded,
+    PreMsetDecisionInput,
+    PreMsetDecisionResult,
+    ReferralState,
+)
 from mset_contract.triage import EscalationKind
 from mset_contract.vocab import MeetingKind, PreMsetOutcome, RiskLevel, Role, Stage
 
@@ -71,6 +78,23 @@ class ItemBeingDecided(Conflict):
     """Another chair's decision on this item is being recorded right now."""
 
 
+class UndecidedItems(Conflict):
+    """Closing would leave items undecided, and the caller did not ask to carry them over."""
+
+
+class DecisionInFlight(Conflict):
+    """A decision is being recorded on one of the items right now."""
+
+
+class RequestInvalid(MeetingError):
+    """A request names something that does not exist, or cannot be; ``field`` says which."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
 class DecisionInvalid(MeetingError):
     """The decision cannot be sent as it is; ``field`` says which part and why."""
 
@@ -80,12 +104,9 @@ class DecisionInvalid(MeetingError):
         self.reason = reason
 
 
-class DecisionRejected(MeetingError):
-    """The case's workflow refused the decision; nothing was recorded."""
-
-
 class CasesUnavailable(MeetingError):
-    """Temporal (the system of record for cases) could not be reached or did not answer."""
+    """Temporal could not be reached for the meeting schedules. (A case that cannot be
+    reached is ``mset_platform.cases.CaseUnreachable``.)"""
 
 
 # --- who may do what -----------------------------------------------------------------------
@@ -134,13 +155,52 @@ def require(principal: Principal, permission: Permission) -> Role:
     return principal.role
 
 
+def require_in(
+    principal: Principal, permission: Permission, meeting_id: UUID, local_authority: str
+) -> Role:
+    """``require`` for one meeting: the role may (else 403, whatever the id), and the caller
+    serves the meeting's authority. A meeting of an authority the caller does not serve is
+    answered as one that does not exist (404, word for word): its agenda and minutes are
+    about that authority's children, and the panels of each authority see their own
+    (docs/access.md). Identity records whom each person serves (``mset user serve``)."""
+    role = require(principal, permission)
+    if local_authority not in principal.authorities:
+        raise MeetingNotFound(f"no meeting {meeting_id}")
+    return role
+
+
+def require_authority(principal: Principal, permission: Permission, local_authority: str) -> Role:
+    """``require`` for an act on an authority's meetings (calling one, triggering its
+    schedule): only for one who serves it (403 naming the authority: its code is no secret)."""
+    role = require(principal, permission)
+    if local_authority not in principal.authorities:
+        served = ", ".join(principal.authorities) or "no authority recorded"
+        raise NotAllowed(
+            f"only staff who serve {local_authority} may {_DOING[permission]} for it; you "
+            f"serve {served} (an administrator records the authorities you serve: "
+            "mset user serve)"
+        )
+    return role
+
+
+def undecided_refusal(
+    undecided: int, items: int, kind: MeetingKind, local_authority: str
+) -> UndecidedItems:
+    return UndecidedItems(
+        f"{undecided} of {items} agenda items are undecided: decide them, or close with "
+        '{"carry_over": true} to carry them over to the next '
+        f"{kind.value} meeting of {local_authority}"
+    )
+
+
 # --- what each role may see ----------------------------------------------------------------
 
 # Paths in an agenda item (AgendaItemPublic) each role may NOT see; ``[]`` walks a list.
 # Coordinator and chair see the whole item. Panel members see the facts they discuss (levels,
 # rules that fired, episodes, actions with their descriptions, breaches, outcomes) but not
 # the free text other professionals wrote to explain a decision or report progress: that is
-# presented in the meeting by the chair, not circulated (proportionate sharing, DESIGN §1).
+# presented in the meeting by the chair, not circulated (proportionate sharing:
+# docs/architecture.md §1).
 WITHHELD: dict[Role, tuple[str, ...]] = {
     Role.coordinator: (),
     Role.chair: (),
@@ -255,17 +315,6 @@ def _last_decision(state: ReferralState) -> LastDecision | None:
     return None
 
 
-def _parse_escalation_key(key: str) -> tuple[str, str, datetime | None]:
-    # escalation_key(): "<kind>/<subject>/<due iso>"; a subject may itself contain '/'.
-    kind, _, rest = key.partition("/")
-    subject, _, due = rest.rpartition("/")
-    try:
-        due_at = datetime.fromisoformat(due) if due else None
-    except ValueError:
-        due_at = None
-    return kind, subject, due_at
-
-
 def breaches(state: ReferralState, as_of: datetime) -> list[str]:
     found = [
         f"{EscalationKind.action_overdue.value}:{a.action_id}"
@@ -273,13 +322,12 @@ def breaches(state: ReferralState, as_of: datetime) -> list[str]:
         if a.completed_at is None and a.due_at < as_of
     ]
     last = _last_decision(state)
-    for key in state.escalations_sent:
-        kind, subject, due_at = _parse_escalation_key(key)
-        if kind not in BREACH_ESCALATIONS:
+    for sent in state.escalations:
+        if sent.kind not in BREACH_ESCALATIONS:
             continue
         # Only what happened since the panel last decided: older breaches were considered.
-        if last is None or (due_at is not None and due_at > last.decided_at):
-            code = f"{kind}:{subject}" if subject else kind
+        if last is None or (sent.due_at is not None and sent.due_at > last.decided_at):
+            code = f"{sent.kind.value}:{sent.subject}" if sent.subject else sent.kind.value
             if code not in found:
                 found.append(code)
     return found
@@ -392,6 +440,36 @@ def draw_up(
     return ordered(e for e in entries if e is not None)
 
 
+def must_be_scheduled(status: MeetingStatus) -> None:
+    """An agenda can be redrawn only before the meeting's first decision."""
+    if status is MeetingStatus.closed:
+        raise MeetingClosed("the meeting is closed")
+    if status is not MeetingStatus.scheduled:
+        raise AgendaFixed("decisions have been recorded: the agenda can no longer be redrawn")
+
+
+# --- the cases -----------------------------------------------------------------------------
+
+
+class Cases(Protocol):
+    """What meetings need of the cases (``mset_platform.cases.CaseClient``): agendas are drawn
+    up from the cases' workflows, and decisions sent to them, by referral id."""
+
+    async def at_stages(self, local_authority: str, stages: Sequence[Stage]) -> list[ReferralState]:
+        """The open cases of an authority at the given stages."""
+
+    async def state(self, referral_id: UUID, /) -> ReferralState:
+        """One case's current state."""
+
+    async def record_pre_mset(
+        self, referral_id: UUID, inp: PreMsetDecisionInput, update_id: str, /
+    ) -> PreMsetDecisionResult: ...
+
+    async def record_review(
+        self, referral_id: UUID, inp: MsetReviewInput, update_id: str, /
+    ) -> MsetReviewRecorded: ...
+
+
 # --- decisions -----------------------------------------------------------------------------
 
 DECISION_KIND_FOR: dict[MeetingKind, DecisionKind] = {
@@ -402,15 +480,35 @@ DECISION_KIND_FOR: dict[MeetingKind, DecisionKind] = {
 
 
 def check_decision(
-    kind: MeetingKind, body: PreMsetDecisionCreate | MsetReviewCreate, now: datetime
-) -> None:
-    """What the meeting service itself can say is wrong before asking the case's workflow."""
+    kind: MeetingKind,
+    body: PreMsetDecisionRequest | MsetReviewRequest,
+    now: datetime,
+    *,
+    meeting_id: UUID | None = None,
+    via: RecordedVia = RecordedVia.meeting_api,
+) -> str | None:
+    """What the meeting service itself can say is wrong before asking the case's workflow.
+    Answers the decision id the chair chose, where they may choose one (through the referral
+    API, whose callers name their decisions so that a retry is recorded once)."""
     expected = DECISION_KIND_FOR[kind]
     if body.kind != expected.value:
         raise DecisionInvalid(
             "kind", f"a {kind.value} meeting records '{expected.value}' decisions"
         )
-    if isinstance(body, MsetReviewCreate):
+    own_name = "decision_id" if isinstance(body, PreMsetDecisionRequest) else "review_id"
+    own_id: str | None = getattr(body, own_name)
+    if via is RecordedVia.referral_api:
+        if body.meeting_id is not None and body.meeting_id != meeting_id:
+            raise DecisionInvalid("meeting_id", f"this is meeting {meeting_id}")
+    else:
+        # The meeting names the decision itself: its own id, and the agenda item's as the
+        # decision's id (so a retry is recorded once).
+        for name in ("meeting_id", own_name):
+            if getattr(body, name) is not None:
+                raise DecisionInvalid(
+                    name, "set by the meeting from the agenda item: leave it out of the decision"
+                )
+    if isinstance(body, MsetReviewRequest):
         for n, action in enumerate(body.actions):
             if action.due_at <= now:
                 raise DecisionInvalid(
@@ -418,6 +516,7 @@ def check_decision(
                 )
         if body.raise_lmaps is not None and kind is MeetingKind.lmaps:
             raise DecisionInvalid("raise_lmaps", "this is already an LMAPS meeting")
+    return own_id
 
 
 @dataclass(frozen=True)

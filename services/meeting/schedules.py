@@ -7,34 +7,36 @@ creates the meeting and draws up its agenda. Temporal owns the calendar: no cron
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from mset_contract.meeting import (
-    MEETING_CYCLE_WORKFLOW,
     SCHEDULED_KINDS,
     MeetingCycleInput,
     ScheduleInfo,
+)
+from mset_contract.temporal import (
+    MEETING_CYCLE_WORKFLOW,
+    MEETING_TASK_QUEUE,
     meeting_cycle_workflow_id,
     meeting_schedule_id,
 )
-from mset_contract.temporal import MEETING_TASK_QUEUE
 from mset_contract.vocab import MeetingKind
+from mset_platform.schedules import upsert_schedule
 from services.meeting.domain import CasesUnavailable, ScheduleNotFound
 from services.meeting.settings import MeetingSettings
 
@@ -98,23 +100,6 @@ def configured_schedules(
     return out
 
 
-async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
-    """Create the schedule, or bring an existing one to this definition (idempotent: every
-    worker start runs it; a paused schedule stays paused)."""
-    try:
-        await client.create_schedule(schedule_id, schedule)
-        return
-    except ScheduleAlreadyRunningError:
-        pass
-
-    def updater(inp: ScheduleUpdateInput) -> ScheduleUpdate:
-        current = inp.description.schedule
-        schedule.state = current.state
-        return ScheduleUpdate(schedule=schedule)
-
-    await client.get_schedule_handle(schedule_id).update(updater)
-
-
 async def ensure_schedules(
     client: Client, settings: MeetingSettings, task_queue: str = MEETING_TASK_QUEUE
 ) -> list[str]:
@@ -124,19 +109,45 @@ async def ensure_schedules(
     return list(schedules)
 
 
+@dataclass(frozen=True)
+class Triggered:
+    schedule_id: str
+    at: datetime
+    held_at: datetime
+    workflow_id: str
+
+
 class TemporalSchedules:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def trigger(self, local_authority: str, kind: MeetingKind) -> tuple[str, datetime]:
+    async def trigger(
+        self, local_authority: str, kind: MeetingKind, held_at: datetime | None = None
+    ) -> Triggered:
+        """Call the schedule's meeting now, held at ``held_at`` (default: now).
+
+        Not the schedule's own trigger, which can only repeat the schedule's action: that
+        gives the meeting a month's notice it does not have ("held 4 December" for a
+        meeting held on 27 November). The same workflow is started, on the schedule's own
+        task queue, with the time it is held."""
         schedule_id = meeting_schedule_id(local_authority, kind)
         try:
-            await self.client.get_schedule_handle(schedule_id).trigger(
-                overlap=ScheduleOverlapPolicy.ALLOW_ALL
+            desc = await self.client.get_schedule_handle(schedule_id).describe()
+            action = desc.schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            now = datetime.now(UTC)
+            when = held_at or now
+            workflow_id = f"{action.id}-called-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+            await self.client.start_workflow(
+                MEETING_CYCLE_WORKFLOW,
+                MeetingCycleInput(local_authority=local_authority, kind=kind, held_at=when),
+                id=workflow_id,
+                task_queue=action.task_queue,
+                execution_timeout=action.execution_timeout,
             )
         except RPCError as exc:
             raise _mapped(exc, schedule_id) from exc
-        return schedule_id, datetime.now(UTC)
+        return Triggered(schedule_id, now, when, workflow_id)
 
     async def describe(self, local_authority: str, kind: MeetingKind) -> ScheduleInfo:
         schedule_id = meeting_schedule_id(local_authority, kind)

@@ -2,48 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from mset_contract.types import LocalAuthorityCode
 from mset_contract.vocab import MeetingKind
+from mset_platform.settings import (
+    ApiSettings,
+    AuthoritiesSettings,
+    DatabaseSettings,
+    IdentityClientSettings,
+    ServiceTokenSettings,
+)
 
 
-class MeetingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MSET_MEETING_", extra="ignore")
+# The service token: the agency directory (the referral service's ``GET /v1/agencies``).
+# The authorities (AuthoritiesSettings): one Pre-MSET and one MSET schedule each; a meeting
+# for any other is refused.
+class MeetingSettings(
+    ApiSettings,
+    AuthoritiesSettings,
+    DatabaseSettings,
+    IdentityClientSettings,
+    ServiceTokenSettings,
+):
+    model_config = SettingsConfigDict(env_prefix="MSET_MEETING_")
 
-    environment: Literal["development", "test", "production"] = Field(
-        default="development", validation_alias=AliasChoices("MSET_ENVIRONMENT", "environment")
-    )
-    host: str = "127.0.0.1"
     port: int = 8002
-    # A SQLite file by default; PostgreSQL when DATABASE_URL (or the prefixed name) says so.
-    database_url: str = Field(
-        default="sqlite:///data/meeting.db",
-        validation_alias=AliasChoices("MSET_MEETING_DATABASE_URL", "DATABASE_URL", "database_url"),
-    )
-    auto_migrate: bool = True
-    temporal_address: str = Field(
-        default="127.0.0.1:7233",
-        validation_alias=AliasChoices("MSET_TEMPORAL_ADDRESS", "temporal_address"),
-    )
-    temporal_namespace: str = Field(
-        default="default",
-        validation_alias=AliasChoices("MSET_TEMPORAL_NAMESPACE", "temporal_namespace"),
-    )
-    # Staff tokens are resolved by the referral service, which owns identity.
-    referral_url: str = Field(
-        default="http://127.0.0.1:8000",
-        validation_alias=AliasChoices("MSET_REFERRAL_URL", "referral_url"),
-    )
-    max_body_bytes: int = 256 * 1024
+    database_url: str = "sqlite:///data/meeting.db"
 
-    # The partnership's local authorities, comma separated: one Pre-MSET and one MSET
-    # schedule each.
-    authorities: Annotated[list[LocalAuthorityCode], NoDecode] = ["northshire", "eastmoor"]
     # Create or update the schedules when the worker starts.
     manage_schedules: bool = True
     # When each monthly meeting is called (its agenda drawn up), in schedule_timezone. Days
@@ -63,13 +51,6 @@ class MeetingSettings(BaseSettings):
     claim_ttl_seconds: int = Field(default=120, ge=5)
     # Case workflows queried at once when an agenda is drawn up.
     agenda_concurrency: int = Field(default=8, ge=1, le=64)
-
-    @field_validator("authorities", mode="before")
-    @classmethod
-    def _comma_separated(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [a.strip() for a in v.split(",") if a.strip()]
-        return v
 
     @field_validator("schedule_timezone")
     @classmethod

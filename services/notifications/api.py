@@ -4,30 +4,28 @@ the worker process (worker.py)."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-import uvicorn
-from fastapi import Body, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi import Body, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from mset_contract.auth import Introspector, Principal
-from mset_contract.edge import (
-    BodyLimit,
-    ErrorBody,
-    FieldError,
-    RequireJson,
-    Resolver,
-    error_response,
-    install_error_handlers,
-    principal_dependency,
-)
 from mset_contract.events import EVENT_TYPES
+from mset_platform.case_records import add_case_record_route
+from mset_platform.edge import (
+    Caller,
+    add_healthz,
+    answer,
+    answer_invalid_field,
+    error_responses,
+    serve_main,
+    service_app,
+)
+from mset_platform.egress import Lookup, system_lookup
+from mset_platform.identity import Resolver, resolving, with_service_token
+from mset_platform.paging import PageRequest, page_query
 from services.notifications.domain import (
     AlreadyActioned,
     InboxItemNotFound,
@@ -38,7 +36,9 @@ from services.notifications.domain import (
     TooManySubscriptions,
 )
 from services.notifications.inbox import Inbox
-from services.notifications.migrate import upgrade
+from services.notifications.metrics import notifications_gauges
+from services.notifications.migrate import MIGRATIONS
+from services.notifications.policy import CASE_RECORD
 from services.notifications.schemas import (
     ActionedCreate,
     EventTypes,
@@ -47,71 +47,68 @@ from services.notifications.schemas import (
     InboxState,
     WebhookCreate,
     WebhookCreated,
-    WebhookList,
+    WebhookDeliveryPage,
+    WebhookPage,
     WebhookPublic,
+    WebhookSecretRotate,
+    WebhookSecretRotated,
 )
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import Store, make_engine
+from services.notifications.store import (
+    DELIVERY_ORDER,
+    INBOX_ORDER,
+    SUBSCRIPTION_ORDER,
+    Store,
+)
 from services.notifications.subscriptions import Subscriptions
 
-log = logging.getLogger("mset.notifications")
 
-current_principal = principal_dependency(lambda request: request.app.state.resolve)
-Caller = Annotated[Principal, Depends(current_principal)]
-
-
-def create_app(settings: NotificationsSettings, resolver: Resolver | None = None) -> FastAPI:
+def create_app(
+    settings: NotificationsSettings,
+    resolver: Resolver | None = None,
+    lookup: Lookup = system_lookup,
+) -> FastAPI:
     """``resolver`` turns a credential into a principal; by default the referral service's
-    introspection endpoint answers (tests may pass their own)."""
+    introspection endpoint answers (tests may pass their own). ``lookup`` resolves a webhook
+    URL's host name (the system resolver; tests play DNS with it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        if settings.auto_migrate:
-            await run_in_threadpool(upgrade, engine)
+        engine = await run_in_threadpool(
+            MIGRATIONS.open, settings.database_url, settings.auto_migrate
+        )
         store = Store(engine)
         app.state.store = store
         app.state.inbox = Inbox(store)
-        app.state.subscriptions = Subscriptions(store, settings)
-        introspector = None
-        if resolver is None:
-            introspector = Introspector(
-                settings.referral_url, ttl_seconds=settings.introspect_ttl_seconds
-            )
-            app.state.resolve = introspector.principal
-        else:
-            app.state.resolve = resolver
-        yield
-        if introspector is not None:
-            await introspector.aclose()
+        app.state.subscriptions = Subscriptions(store, settings, lookup)
+        gauges = notifications_gauges(store, settings.outbox_consumer_groups)
+        gauges.register(app.state.metrics)
+        try:
+            async with resolving(resolver, settings) as app.state.resolve:
+                # The referral service asks for a case's record with the services' token.
+                app.state.resolve = with_service_token(
+                    settings.service_token.get_secret_value(), app.state.resolve
+                )
+                yield
+        finally:
+            app.state.metrics.unregister(gauges)
         engine.dispose()
 
-    app = FastAPI(
+    app = service_app(
         title="MSET Flow — notifications",
-        version="1",
         description="The escalation inbox for managers, chairs and coordinators (a staff "
         "Bearer token), and signed webhooks for partner systems (the agency's `X-API-Key`).",
         lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.add_middleware(RequireJson)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
     _install_domain_errors(app)
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-    }
-    not_found: dict[int | str, dict[str, Any]] = {**errors, 404: {"model": ErrorBody}}
+    add_case_record_route(
+        app, lambda request, case_id: request.app.state.store.case_record(case_id), CASE_RECORD
+    )
+    errors = error_responses(401, 403, 422)
+    not_found = error_responses(401, 403, 404, 422)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, str]:
-        def ping() -> None:
-            with request.app.state.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        await run_in_threadpool(ping)
-        return {"status": "ok"}
+    add_healthz(app, lambda request: request.app.state.store.engine)
 
     # Inbox --------------------------------------------------------------------------------
 
@@ -119,11 +116,12 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
     async def list_inbox(
         request: Request,
         caller: Caller,
+        page: Annotated[PageRequest, page_query(INBOX_ORDER)],
         state: InboxState = "open",
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> InboxPage:
-        """Escalations for your role (and agency), newest first. `open`: not yet actioned."""
-        return await run_in_threadpool(request.app.state.inbox.list, caller, state, limit)
+        """Escalations for your role (and agency), newest first, a page at a time. `open`:
+        not yet actioned."""
+        return await run_in_threadpool(request.app.state.inbox.list, caller, state, page)
 
     @app.get(
         "/v1/inbox/{item_id}", response_model=InboxItemPublic, responses=not_found, tags=["inbox"]
@@ -145,7 +143,7 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
     @app.post(
         "/v1/inbox/{item_id}/actioned",
         response_model=InboxItemPublic,
-        responses={**not_found, 409: {"model": ErrorBody}},
+        responses={**not_found, **error_responses(409)},
         tags=["inbox"],
     )
     async def actioned(
@@ -171,7 +169,7 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
         "/v1/webhooks",
         status_code=201,
         response_model=WebhookCreated,
-        responses={**errors, 409: {"model": ErrorBody}},
+        responses={**errors, **error_responses(409)},
         tags=["webhooks"],
     )
     async def create_webhook(
@@ -181,10 +179,15 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
         signing secret, shown this once."""
         return await run_in_threadpool(request.app.state.subscriptions.create, caller, body)
 
-    @app.get("/v1/webhooks", response_model=WebhookList, responses=errors, tags=["webhooks"])
-    async def list_webhooks(request: Request, caller: Caller) -> WebhookList:
-        """Your subscriptions, their state (active or parked) and recent deliveries."""
-        return await run_in_threadpool(request.app.state.subscriptions.list, caller)
+    @app.get("/v1/webhooks", response_model=WebhookPage, responses=errors, tags=["webhooks"])
+    async def list_webhooks(
+        request: Request,
+        caller: Caller,
+        page: Annotated[PageRequest, page_query(SUBSCRIPTION_ORDER)],
+    ) -> WebhookPage:
+        """Your subscriptions, oldest first: their state (active or parked) and latest
+        deliveries."""
+        return await run_in_threadpool(request.app.state.subscriptions.list, caller, page)
 
     @app.get(
         "/v1/webhooks/{sub_id}",
@@ -193,8 +196,25 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
         tags=["webhooks"],
     )
     async def get_webhook(request: Request, caller: Caller, sub_id: uuid.UUID) -> WebhookPublic:
-        """One subscription with its delivery ledger: each delivery and each attempt."""
+        """One subscription with its latest deliveries and each one's attempts."""
         return await run_in_threadpool(request.app.state.subscriptions.get, caller, sub_id)
+
+    @app.get(
+        "/v1/webhooks/{sub_id}/deliveries",
+        response_model=WebhookDeliveryPage,
+        responses=not_found,
+        tags=["webhooks"],
+    )
+    async def list_deliveries(
+        request: Request,
+        caller: Caller,
+        sub_id: uuid.UUID,
+        page: Annotated[PageRequest, page_query(DELIVERY_ORDER)],
+    ) -> WebhookDeliveryPage:
+        """The subscription's delivery ledger, newest first: each delivery and each attempt."""
+        return await run_in_threadpool(
+            request.app.state.subscriptions.deliveries, caller, sub_id, page
+        )
 
     @app.post(
         "/v1/webhooks/{sub_id}/resume",
@@ -206,6 +226,32 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
         """Un-park a subscription: its held deliveries are sent again."""
         return await run_in_threadpool(request.app.state.subscriptions.resume, caller, sub_id)
 
+    @app.post(
+        "/v1/webhooks/{sub_id}/rotate-secret",
+        response_model=WebhookSecretRotated,
+        responses=not_found,
+        tags=["webhooks"],
+    )
+    async def rotate_webhook_secret(
+        request: Request,
+        caller: Caller,
+        sub_id: uuid.UUID,
+        body: Annotated[
+            WebhookSecretRotate,
+            Body(
+                openapi_examples={
+                    "overlap": {"value": {"keep_previous_seconds": 86400}},
+                    "leaked": {"value": {"keep_previous_seconds": 0}},
+                }
+            ),
+        ],
+    ) -> WebhookSecretRotated:
+        """A new signing secret, shown this once. Deliveries carry a second signature with
+        the previous secret for `keep_previous_seconds` (default 24 hours; 0 when it leaked)."""
+        return await run_in_threadpool(
+            request.app.state.subscriptions.rotate_secret, caller, sub_id, body
+        )
+
     @app.delete("/v1/webhooks/{sub_id}", status_code=204, responses=not_found, tags=["webhooks"])
     async def delete_webhook(request: Request, caller: Caller, sub_id: uuid.UUID) -> Response:
         """Stop deliveries to this subscription."""
@@ -216,36 +262,14 @@ def create_app(settings: NotificationsSettings, resolver: Resolver | None = None
 
 
 def _install_domain_errors(app: FastAPI) -> None:
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(404, str(exc))
-
-    async def forbidden(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(403, str(exc))
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(409, str(exc))
-
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, InvalidSubscription)
-        return error_response(
-            422,
-            f"the request is not valid: {exc.field}: {exc.reason}",
-            [FieldError(field=exc.field, reason=exc.reason)],
-        )
-
-    app.add_exception_handler(InboxItemNotFound, not_found)
-    app.add_exception_handler(SubscriptionNotFound, not_found)
-    app.add_exception_handler(StaffOnly, forbidden)
-    app.add_exception_handler(PartnerSystemsOnly, forbidden)
-    app.add_exception_handler(AlreadyActioned, conflict)
-    app.add_exception_handler(TooManySubscriptions, conflict)
-    app.add_exception_handler(InvalidSubscription, invalid)
+    answer(app, 404, InboxItemNotFound, SubscriptionNotFound)
+    answer(app, 403, StaffOnly, PartnerSystemsOnly)
+    answer(app, 409, AlreadyActioned, TooManySubscriptions)
+    answer_invalid_field(app, InvalidSubscription)
 
 
 def main() -> None:
-    settings = NotificationsSettings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve_main("notifications", NotificationsSettings, create_app)
 
 
 if __name__ == "__main__":

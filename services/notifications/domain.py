@@ -1,23 +1,25 @@
 """Plain notification logic and domain errors: who an escalation reaches, who sees an inbox
 item, who is next up the line, how long to wait before retrying. No web, DB or Temporal code.
 
-Inbox targeting. An escalation names each target as a role at an agency *designated by its
-part in the case* (triage's vocabulary). Identity knows each staff user's role, agency and
-agency type, but not yet which local authority a user serves, so a target resolves to:
+Inbox routing. An escalation names each target as a role at an agency *designated by its part
+in the case* (triage's vocabulary). Identity tells us, for each staff user, their role, agency,
+the local authorities they serve, the authority their agency belongs to and the authorities
+that commission it for Return Home Interviews. A target reaches:
 
-=====================  ===================================================================
-designation            who sees the item (besides the role, when the target names one)
-=====================  ===================================================================
+=====================  ======================================================================
+designation            who sees the item (those with the role, when the target names one)
+=====================  ======================================================================
 referring_agency       users of the agency that submitted the referral
 action_owner           users of the agency owning the action (``agency_ref`` = its id)
-local_authority        users of *local authority* agencies (the MSET partnership)
-other_authority        users of local authority agencies (``agency_ref`` = the authority)
-rhi_provider           users of *voluntary provider* agencies (Return Home Interviews)
-=====================  ===================================================================
+local_authority        users who serve the authority (``agency_ref``, else the case's one),
+                       whatever their agency's type
+other_authority        users who serve the authority the child was found in (``agency_ref``)
+rhi_provider           users of an agency that is the authority's RHI provider: commissioned
+                       by it, or a voluntary provider belonging to it or whose user serves it
+=====================  ======================================================================
 
-A target with no role (the case holder) is visible to every user of the designated agency.
-The authority code is kept on each item; once identity records the authority a user serves,
-authority-level items can be narrowed to it (one more condition in ``visible_to``).
+A user with no authorities recorded serves none: authority-level items do not reach them.
+docs/escalation-routing.md is the table with every row spelled out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mset_contract.auth import Principal
-from mset_contract.events import EscalationTargetRef, ReferralEscalated
+from mset_contract.events import EscalationTargetRef, MsetEvent, ReferralEscalated
 from mset_contract.triage import AgencyDesignation
 from mset_contract.vocab import AgencyType, Role
 
@@ -35,6 +37,14 @@ INBOX_ITEM_NAMESPACE = uuid.UUID("0b7d3f0e-4c55-5d8b-9a47-2b8a2f8ef2a1")
 
 # Roles that sit at the authority's MSET partnership rather than at one agency.
 AUTHORITY_ROLES = frozenset({Role.chair, Role.coordinator})
+
+# Designations routed to one agency, and to the people serving an authority.
+AGENCY_DESIGNATIONS = frozenset(
+    {AgencyDesignation.referring_agency, AgencyDesignation.action_owner}
+)
+AUTHORITY_DESIGNATIONS = frozenset(
+    {AgencyDesignation.local_authority, AgencyDesignation.other_authority}
+)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -81,34 +91,42 @@ class UnresolvableTarget(Exception):
 
 @dataclass(frozen=True)
 class Target:
+    """Whom an item is for: the role (none: everyone there) and either one agency
+    (``agency_id``, agency designations) or an authority (``authority``, the others)."""
+
     designation: AgencyDesignation
     agency_ref: str | None
     role: Role | None
     agency_id: uuid.UUID | None
-    agency_type: AgencyType | None
     authority: str
+
+
+def webhook_agencies(event: MsetEvent) -> list[uuid.UUID]:
+    """The agencies whose systems hear of an event: the one that referred the case, and for
+    an action's events (assigned, due soon, overdue, completed) the agency owning it."""
+    agencies = [event.referrer_agency_id]
+    owner = getattr(event, "owner_agency_id", None)
+    if isinstance(owner, uuid.UUID) and owner not in agencies:
+        agencies.append(owner)
+    return agencies
 
 
 def resolve_target(event: ReferralEscalated, ref: EscalationTargetRef) -> Target:
     d = ref.agency
     if d is AgencyDesignation.referring_agency:
-        return Target(d, None, ref.role, event.referrer_agency_id, None, event.local_authority)
+        return Target(d, None, ref.role, event.referrer_agency_id, event.local_authority)
     if d is AgencyDesignation.action_owner:
         try:
             owner = uuid.UUID(ref.agency_ref or "")
         except ValueError:
             raise UnresolvableTarget("action_owner target without an agency id") from None
-        return Target(d, ref.agency_ref, ref.role, owner, None, event.local_authority)
-    if d is AgencyDesignation.local_authority:
-        authority = ref.agency_ref or event.local_authority
-        return Target(d, ref.agency_ref, ref.role, None, AgencyType.local_authority, authority)
+        return Target(d, ref.agency_ref, ref.role, owner, event.local_authority)
+    if d in (AgencyDesignation.local_authority, AgencyDesignation.rhi_provider):
+        return Target(d, ref.agency_ref, ref.role, None, ref.agency_ref or event.local_authority)
     if d is AgencyDesignation.other_authority:
         if not ref.agency_ref:
             raise UnresolvableTarget("other_authority target without an authority code")
-        return Target(d, ref.agency_ref, ref.role, None, AgencyType.local_authority, ref.agency_ref)
-    if d is AgencyDesignation.rhi_provider:
-        authority = ref.agency_ref or event.local_authority
-        return Target(d, ref.agency_ref, ref.role, None, AgencyType.voluntary_provider, authority)
+        return Target(d, ref.agency_ref, ref.role, None, ref.agency_ref)
     raise UnresolvableTarget(f"unknown designation {d}")
 
 
@@ -129,20 +147,32 @@ def delivery_id(event_id: uuid.UUID, subscription_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(INBOX_ITEM_NAMESPACE, f"{event_id}/webhook/{subscription_id}")
 
 
-def visible_to(
-    principal: Principal,
-    role: Role | None,
-    agency_id: uuid.UUID | None,
-    agency_type: AgencyType | None,
-) -> bool:
-    """Whether a staff user sees an item aimed at (role, agency_id, agency_type)."""
+def rhi_provider_for(principal: Principal) -> frozenset[str]:
+    """The authorities whose Return Home Interview provider the user's agency is: those that
+    commission it and, for a voluntary provider, the authority it belongs to and those its
+    user serves."""
+    out = set(principal.rhi_provider_for)
+    if principal.agency_type is AgencyType.voluntary_provider:
+        out.update(principal.authorities)
+        if principal.agency_authority:
+            out.add(principal.agency_authority)
+    return frozenset(out)
+
+
+def visible_to(principal: Principal, target: Target) -> bool:
+    """Whether a staff user sees an item for ``target`` (store.visible_to is its SQL form)."""
     if principal.kind != "user":
         return False
-    return (
-        (role is None or role == principal.role)
-        and (agency_id is None or agency_id == principal.agency_id)
-        and (agency_type is None or agency_type == principal.agency_type)
-    )
+    if target.role is not None and target.role != principal.role:
+        return False
+    d = target.designation
+    if d in AGENCY_DESIGNATIONS:
+        return target.agency_id == principal.agency_id
+    if d in AUTHORITY_DESIGNATIONS:
+        return target.authority in principal.authorities
+    if d is AgencyDesignation.rhi_provider:
+        return target.authority in rhi_provider_for(principal)
+    return False
 
 
 # --- up the line -------------------------------------------------------------------------

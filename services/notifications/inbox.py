@@ -7,16 +7,24 @@ import uuid
 
 from mset_contract.auth import Principal
 from mset_contract.vocab import AgencyType, RiskLevel, Role
+from mset_platform.access import Rule, require
+from mset_platform.paging import PageRequest
+from services.notifications.disclosures import inbox_disclosed
 from services.notifications.domain import AlreadyActioned, InboxItemNotFound, StaffOnly
+from services.notifications.policy import (
+    INBOX_ACKNOWLEDGE,
+    INBOX_ACTIONED,
+    INBOX_LIST,
+    INBOX_READ,
+)
 from services.notifications.schemas import InboxItemPublic, InboxPage, InboxState
 from services.notifications.store import InboxItem, Store, now_utc
 
 
-def _staff(principal: Principal) -> None:
-    if principal.kind != "user" or principal.role is None:
-        raise StaffOnly(
-            "the inbox is for staff (a Bearer token); partner systems are told by webhook"
-        )
+def _staff(principal: Principal, rule: Rule) -> None:
+    """The access policy (services/notifications/policy.py): staff who work cases, each
+    seeing the items routed to them (``store.visible_to``), before any item is looked up."""
+    require(principal, rule, StaffOnly)
 
 
 def public(item: InboxItem) -> InboxItemPublic:
@@ -33,8 +41,10 @@ def public(item: InboxItem) -> InboxItemPublic:
         about=item.about,
         due_at=item.due_at,
         deadline=item.deadline,
+        designation=item.designation,
         target_role=Role(item.target_role) if item.target_role else None,
         target_agency_id=item.target_agency_id,
+        target_authority=item.target_authority,
         target_agency_type=AgencyType(item.target_agency_type) if item.target_agency_type else None,
         reescalation_of=item.reescalation_of,
         line_step=item.line_step,
@@ -52,23 +62,27 @@ class Inbox:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(self, principal: Principal, state: InboxState, limit: int) -> InboxPage:
-        _staff(principal)
+    def list(self, principal: Principal, state: InboxState, page: PageRequest) -> InboxPage:
+        _staff(principal, INBOX_LIST)
         with self.store.session() as s:
-            items = self.store.inbox(s, principal, state, limit)
-            return InboxPage(items=[public(i) for i in items])
+            got = self.store.inbox(s, principal, state, page)
+            answer = InboxPage(items=[public(i) for i in got.rows], next_cursor=got.next_cursor)
+        self.store.note_disclosures(inbox_disclosed(principal, got.rows))  # ADR 0023
+        return answer
 
     def get(self, principal: Principal, item_id: uuid.UUID) -> InboxItemPublic:
-        _staff(principal)
+        _staff(principal, INBOX_READ)
         with self.store.session() as s:
             item = self.store.inbox_item(s, principal, item_id)
             if item is None:
                 raise InboxItemNotFound(f"no inbox item {item_id} for your role and agency")
-            return public(item)
+            answer = public(item)
+        self.store.note_disclosures(inbox_disclosed(principal, [item]))  # ADR 0023
+        return answer
 
     def acknowledge(self, principal: Principal, item_id: uuid.UUID) -> InboxItemPublic:
         """Idempotent: the first acknowledgement stands."""
-        _staff(principal)
+        _staff(principal, INBOX_ACKNOWLEDGE)
         with self.store.session() as s:
             item = self.store.inbox_item(s, principal, item_id, lock=True)
             if item is None:
@@ -79,7 +93,7 @@ class Inbox:
             return public(item)
 
     def actioned(self, principal: Principal, item_id: uuid.UUID, note: str) -> InboxItemPublic:
-        _staff(principal)
+        _staff(principal, INBOX_ACTIONED)
         with self.store.session() as s:
             item = self.store.inbox_item(s, principal, item_id, lock=True)
             if item is None:

@@ -1,8 +1,9 @@
 """The notifications worker process: the Temporal worker (publish activity, re-escalation
 workflow and activity), the timer outbox (a task on its event loop that starts an urgent
 item's re-escalation workflow) and, on threads beside them, the three Kafka consumers (inbox,
-webhooks, e-mail) and the two outbox dispatchers (webhook deliveries, e-mail). One process,
-so ``deploy/stack.py`` starts it as it starts every service's worker."""
+webhooks, e-mail), the two outbox dispatchers (webhook deliveries, e-mail) and the event
+outbox relay (outbox.py). One process, so ``deploy/stack.py`` starts it as it starts every
+service's worker."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
+from mset_contract.notifications import ReescalationInput
+from mset_contract.temporal import (
+    NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW,
+    inbox_reescalation_workflow_id,
+)
+from mset_platform.graceful import WORKER_GRACEFUL_SHUTDOWN
+from mset_platform.temporal import connect, worker_main
+from mset_platform.tracing import continued
 from services.notifications.activities import NotificationActivities
 from services.notifications.broker import Broker
 from services.notifications.consumers import (
@@ -29,19 +37,18 @@ from services.notifications.consumers import (
     Handler,
     InboxHandler,
     WebhookHandler,
+    drain,
     wait_assigned,
 )
+from services.notifications.disclosures import DisclosureRelay
 from services.notifications.mailer import Mailer
-from services.notifications.migrate import upgrade
-from services.notifications.reescalation import InboxReescalationWorkflow
-from services.notifications.reescalation_models import (
-    REESCALATION_WORKFLOW,
-    ReescalationInput,
-    reescalation_workflow_id,
-)
+from services.notifications.migrate import MIGRATIONS
+from services.notifications.outbox import OutboxRelay
+from services.notifications.retention import NotificationsRetentionActivities
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import Store, make_engine
+from services.notifications.store import Store
 from services.notifications.webhooks import WebhookDispatcher
+from workflows.inbox_reescalation import InboxReescalationWorkflow
 
 log = logging.getLogger("mset.notifications.worker")
 
@@ -76,14 +83,17 @@ class TimerOutbox:
 
     async def tick(self) -> int:
         due = await asyncio.to_thread(self._due)
-        for item_id in due:
-            await self._start(item_id)
+        for item_id, traceparent in due:
+            # In the trace the item was written in: the interceptor's StartWorkflow span (and
+            # so the workflow, and a re-escalation it publishes) is a child of the consumer's.
+            with continued(traceparent):
+                await self._start(item_id)
             await asyncio.to_thread(self._mark, item_id)
         return len(due)
 
-    def _due(self) -> list[uuid.UUID]:
+    def _due(self) -> list[tuple[uuid.UUID, str | None]]:
         with self.store.session() as s:
-            return list(self.store.items_awaiting_timer(s, self.urgencies, 50))
+            return self.store.items_awaiting_timer(s, self.urgencies, 50)
 
     def _mark(self, item_id: uuid.UUID) -> None:
         with self.store.session() as s:
@@ -92,9 +102,9 @@ class TimerOutbox:
     async def _start(self, item_id: uuid.UUID) -> None:
         try:
             await self.client.start_workflow(
-                REESCALATION_WORKFLOW,
+                NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW,
                 ReescalationInput(item_id=item_id, after_seconds=self.s.reescalate_after_seconds),
-                id=reescalation_workflow_id(item_id),
+                id=inbox_reescalation_workflow_id(item_id),
                 task_queue=self.s.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -131,13 +141,26 @@ class NotificationsWorker:
                 client,
                 task_queue=settings.task_queue,
                 workflows=[InboxReescalationWorkflow],
-                activities=[self.activities.publish, self.activities.reescalate],
+                activities=[
+                    self.activities.publish,
+                    self.activities.reescalate,
+                    NotificationsRetentionActivities(store, client).erase,
+                ],
                 activity_executor=self.executor,
+                graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
             )
         self.wanted = consumers
         self.loops: list[ConsumerLoop] = []
         self.timer_task: asyncio.Task[None] | None = None
-        self.dispatchers: list[WebhookDispatcher | Mailer] = []
+        self.dispatchers: list[WebhookDispatcher | Mailer | OutboxRelay | DisclosureRelay] = []
+        if host_activities:
+            # Beside the publish activity that fills the outbox.
+            self.relay: OutboxRelay | None = OutboxRelay(self.broker, store, settings, self.stop)
+            self.dispatchers.append(self.relay)
+        else:
+            self.relay = None
+        # This service's disclosures, relayed to the information-sharing ledger.
+        self.dispatchers.append(DisclosureRelay(store, settings, self.stop))
         if "webhooks" in consumers:
             self.dispatchers.append(WebhookDispatcher(store, settings, self.stop))
         if "email" in consumers:
@@ -152,7 +175,9 @@ class NotificationsWorker:
         return [available[name] for name in self.wanted]
 
     async def __aenter__(self) -> NotificationsWorker:
-        self.loops = [ConsumerLoop(h, self.broker, self.s, self.stop) for h in self._handlers()]
+        self.loops = [
+            ConsumerLoop(h, self.broker, self.s, self.stop, self.store) for h in self._handlers()
+        ]
         for c in self.loops:
             c.start()
         for d in self.dispatchers:
@@ -174,7 +199,10 @@ class NotificationsWorker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop.set()
+        # Shutdown order: stop producing (the Temporal worker finishes the publish activities
+        # it holds, up to its graceful timeout), then let the consumers drain what is on the
+        # topic and commit it, then stop them. The broker keeps events in memory: what is
+        # published and not consumed when the stack stops would otherwise be lost with it.
         if self.timer_task is not None:
             self.timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,7 +210,10 @@ class NotificationsWorker:
         try:
             if self.worker is not None:
                 await self.worker.__aexit__(exc_type, exc, tb)
+            if exc_type is None:
+                await asyncio.to_thread(drain, self.loops, self.s.shutdown_drain_seconds)
         finally:
+            self.stop.set()
 
             def join() -> None:
                 for t in [c.thread for c in self.loops] + [d.thread for d in self.dispatchers]:
@@ -195,14 +226,8 @@ class NotificationsWorker:
 
 
 async def run(settings: NotificationsSettings) -> None:
-    engine = make_engine(settings.database_url)
-    if settings.auto_migrate:
-        upgrade(engine)
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
+    engine = MIGRATIONS.open(settings.database_url, settings.auto_migrate)
+    client = await connect(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -222,10 +247,7 @@ async def run(settings: NotificationsSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    # kafka-python narrates every connection at INFO; its warnings are what matter.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    asyncio.run(run(NotificationsSettings()))
+    worker_main("notifications worker", NotificationsSettings, run)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ workflow's history, and keep the service's read model of each case current.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, or_, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,22 +22,28 @@ from mset_contract.referral import (
     ResolvedIndicator,
 )
 from mset_contract.referral_workflow import (
-    REFERRAL_EPISODE_FACTS_ACTIVITY,
-    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
-    REFERRAL_TRIAGE_FACTS_ACTIVITY,
     EpisodeFacts,
     EpisodeFactsInput,
     MissingEpisodeSummary,
     OpenedForConsideration,
     OpenForConsiderationInput,
+    RecordAuthorityToldInput,
+    RecordAuthorityToldResult,
     RecordStageInput,
     RecordStageResult,
     StartReferralInput,
     TriageFacts,
     TriageFactsInput,
 )
-from mset_contract.temporal import REFERRAL_RECORD_STAGE_ACTIVITY, referral_workflow_id
-from mset_contract.types import age_on, birthday, today_uk
+from mset_contract.temporal import (
+    REFERRAL_EPISODE_FACTS_ACTIVITY,
+    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
+    REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY,
+    REFERRAL_RECORD_STAGE_ACTIVITY,
+    REFERRAL_TRIAGE_FACTS_ACTIVITY,
+    referral_workflow_id,
+)
+from mset_contract.types import age_in_month, today_uk, turns_18_month
 from mset_contract.vocab import AgencyType, Recency, RiskLevel, Stage
 from services.referral.domain import CLOSED_STAGES
 from services.referral.store import Agency, MissingEpisode, Referral, Store
@@ -55,6 +62,11 @@ class ReferralActivities:
                 raise ApplicationError(
                     f"no assessment {inp.assessment_id}", type="NotFound", non_retryable=True
                 )
+            if not row.workflow_started:
+                # The case has this tool, so it is delivered, even if intake never heard back
+                # from the start or signal (it timed out, having reached Temporal) and the
+                # partner does not retry: a case is never hidden behind an undelivered row.
+                row.workflow_started = True
             if row.origin == ORIGIN_MISSING:
                 return _facts_from_episodes(row, inp)
             # "stored": the tool was valid when accepted; the child may have turned 18 since.
@@ -65,8 +77,9 @@ class ReferralActivities:
         return TriageFacts(
             local_authority=tool.child.local_authority,
             catalogue_version=tool.catalogue_version,
-            age_years=age_on(dob, on),
-            days_until_18=(birthday(dob, 18) - on).days,
+            # The month the child turns 18, never the day (see mset_contract.types).
+            age_years=age_in_month(turns_18_month(dob), on),
+            turns_18_month=turns_18_month(dob),
             referrer_level=tool.referrer_judgement.level,
             referrer_rationale_given=bool(tool.referrer_judgement.rationale.strip()),
             indicators=tool.resolved_indicators(),
@@ -94,8 +107,9 @@ class ReferralActivities:
         dob = report.child.date_of_birth
         return EpisodeFacts(
             local_authority=row.local_authority,
-            age_years=age_on(dob, on),
-            days_until_18=(birthday(dob, 18) - on).days,
+            # The month the child turns 18, never the day (see mset_contract.types).
+            age_years=age_in_month(turns_18_month(dob), on),
+            turns_18_month=turns_18_month(dob),
             other_episodes=others,
         )
 
@@ -116,7 +130,7 @@ class ReferralActivities:
             agency = s.get(Agency, episode.agency_id)
             assert agency is not None
             ref = f"MISSING-{episode.id}"
-            row = self.store.referral_by_partner_ref(s, episode.agency_id, ref)
+            row = self.store.by_partner_ref(s, Referral, episode.agency_id, ref)
             if row is None:
                 # Another of the child's episodes may have opened a case already: one child,
                 # one open case.
@@ -161,21 +175,39 @@ class ReferralActivities:
 
     @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
     def record_stage(self, inp: RecordStageInput) -> RecordStageResult:
+        """Write the case's state to the read model every status read is served from."""
+        values: dict[str, Any] = {
+            "stage": inp.stage.value,
+            "level": inp.level.value if inp.level else None,
+            "suggested_level": inp.suggested_level.value if inp.suggested_level else None,
+            "next_deadline": inp.next_deadline,
+            "open_actions": inp.open_actions,
+            "exit_reason": inp.exit_reason.value if inp.exit_reason else None,
+            "updated_at": inp.at,
+        }
+        # Only move forward: a retried, older record never overwrites a newer one. Records
+        # may be in flight together (an update's and a timer's), so they are ordered by the
+        # number the workflow gave each, not by when they arrive; an older workflow's record
+        # without a number is ordered by its time, and leaves the state alone.
+        newer: ColumnElement[bool]
+        if inp.seq is not None and inp.state is not None:
+            values["state"] = inp.state.model_dump(mode="json")
+            values["record_seq"] = inp.seq
+            newer = or_(Referral.record_seq.is_(None), Referral.record_seq < inp.seq)
+        else:
+            newer = and_(Referral.record_seq.is_(None), Referral.updated_at <= inp.at)
         with self.store.session() as s:
-            # Only move forward in time: a retried, older update never overwrites a newer one.
             result = s.execute(
-                update(Referral)
-                .where(Referral.id == inp.referral_id, Referral.updated_at <= inp.at)
-                .values(
-                    stage=inp.stage.value,
-                    level=inp.level.value if inp.level else None,
-                    suggested_level=inp.suggested_level.value if inp.suggested_level else None,
-                    next_deadline=inp.next_deadline,
-                    open_actions=inp.open_actions,
-                    updated_at=inp.at,
-                )
+                update(Referral).where(Referral.id == inp.referral_id, newer).values(**values)
             )
         return RecordStageResult(updated=bool(getattr(result, "rowcount", 0)))
+
+    @activity.defn(name=REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY)
+    def record_authority_told(self, inp: RecordAuthorityToldInput) -> RecordAuthorityToldResult:
+        recorded = self.store.record_authority_told(
+            inp.case_id, inp.local_authority, inp.reason.value, inp.subject, inp.at
+        )
+        return RecordAuthorityToldResult(recorded=recorded)
 
 
 ORIGIN_MISSING = "missing_episodes"
@@ -192,8 +224,8 @@ def _facts_from_episodes(row: Referral, inp: TriageFactsInput) -> TriageFacts:
     return TriageFacts(
         local_authority=row.local_authority,
         catalogue_version=CURRENT_CATALOGUE_VERSION,
-        age_years=age_on(child.date_of_birth, on),
-        days_until_18=(birthday(child.date_of_birth, 18) - on).days,
+        age_years=age_in_month(turns_18_month(child.date_of_birth), on),
+        turns_18_month=turns_18_month(child.date_of_birth),
         referrer_level=RiskLevel(row.referrer_level),
         # The rule that opened it is its rationale.
         referrer_rationale_given=True,

@@ -7,43 +7,30 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Literal
 
-import uvicorn
-from fastapi import Body, Depends, FastAPI, Header, Path, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy import text
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
+from mset_contract.agencies import AgencyPage, AgencyPublic
 from mset_contract.auth import IntrospectRequest, IntrospectResult, Principal
 from mset_contract.cases import (
     ActionProgressRequest,
     CaseView,
     ExitRequest,
-    MsetReviewRequest,
+    MsetReviewCreate,
+    OwnedActionPage,
     PreMsetDecisionRequest,
 )
-from mset_contract.catalogue import IndicatorCatalogue, load_catalogue
-from mset_contract.edge import (
-    BodyLimit,
-    ErrorBody,
-    FieldError,
-    RequireJson,
-    error_response,
-    install_error_handlers,
-    principal_dependency,
+from mset_contract.catalogue import (
+    CURRENT_CATALOGUE_VERSION,
+    IndicatorCatalogue,
+    UnknownCatalogueVersion,
+    load_catalogue,
 )
+from mset_contract.episodes import EpisodeListStatus, ReturnedEpisodePage
+from mset_contract.papers import CaseWhoPage, PanelPapers
 from mset_contract.referral import (
     MissingEpisodeAccepted,
     MissingReportCreate,
@@ -51,52 +38,77 @@ from mset_contract.referral import (
     ReferralCreate,
     ReturnCreate,
     RhiOutcomeCreate,
-    referral_example,
+    referral_examples,
 )
 from mset_contract.referral_workflow import (
-    MISSING_EPISODE_WORKFLOW,
-    QUERY_STATE,
-    REFERRAL_WORKFLOW,
-    SIGNAL_REASSESSED,
     ActionProgressRecorded,
-    CaseExited,
-    DecisionRecorded,
+    ExitResult,
     MissingEpisodeState,
     MsetReviewRecorded,
-    ReassessedSignal,
-    ReferralState,
-    ReturnInput,
+    PreMsetDecisionResult,
     ReturnRecorded,
-    RhiOutcomeInput,
     RhiRecorded,
-    StartMissingEpisodeInput,
-    StartReferralInput,
 )
-from mset_contract.temporal import SA_LOCAL_AUTHORITY, SA_STAGE, WORKFLOWS_TASK_QUEUE
-from mset_contract.vocab import Stage
+from mset_contract.report_publication import PublishedReport
+from mset_contract.reports import Report, ReportName
+from mset_contract.types import LocalAuthorityCode, QueryInstant
+from mset_contract.vocab import AgencyType
+from mset_platform.cases import CaseClient
+from mset_platform.cases_http import CASE_RESPONSES, install_case_error_handlers
+from mset_platform.edge import (
+    Caller,
+    ErrorBody,
+    FieldError,
+    add_healthz,
+    answer,
+    answer_invalid_field,
+    error_response,
+    error_responses,
+    read_credential,
+    serve_main,
+    service_app,
+    unavailable_response,
+)
+from mset_platform.identity import CALLER_ADDRESS, AuthenticationThrottled, with_service_token
+from mset_platform.paging import PageRequest, page_query
+from mset_platform.temporal import connect
+from services.referral.actions import ActionDesk, ActionStatus
+from services.referral.agencies import Directory
 from services.referral.cases import CaseDesk
+from services.referral.child_identity import IdentityStore
+from services.referral.child_links import ChildLinks
+from services.referral.child_links_api import add_child_link_routes, install_child_link_errors
 from services.referral.domain import (
-    CaseClosed,
-    CaseUnavailable,
-    DecisionRejected,
     IdempotencyKeyReused,
+    NotAnOwner,
     NotAPartnerSystem,
+    NotAService,
+    NotPermitted,
+    NotStaff,
     ReferralNotFound,
+    RequestInvalid,
+    SubmissionConflict,
     UnknownCase,
     WorkflowUnavailable,
 )
-from services.referral.identity import Identity
+from services.referral.episode_records import RETURNED_ORDER
+from services.referral.identity import Identity, Throttle
 from services.referral.intake import Intake
-from services.referral.migrate import upgrade
+from services.referral.ledger_api import ShownToQuery, add_ledger_routes, install_ledger_errors
+from services.referral.meetings import HttpMeetings, MeetingRefused, MeetingsUnavailable
+from services.referral.metrics import referral_gauges
+from services.referral.migrate import MIGRATIONS
 from services.referral.missing import MissingDesk
+from services.referral.papers import HttpRules, PapersDesk
+from services.referral.policy import INTROSPECT, require
+from services.referral.report_routes import add_board_pack_route, report_response
+from services.referral.report_store import ReportStore
+from services.referral.reports import MeetingAggregates, ReportQuery, ReportsDesk
 from services.referral.settings import ReferralSettings
-from services.referral.store import Store, make_engine
+from services.referral.store import AGENCY_ORDER, PLAN_CASE_ORDER, Store
+from services.referral.subject import HttpCaseRecordSource, SubjectAccess
 
 log = logging.getLogger("mset.referral")
-RPC_TIMEOUT = timedelta(seconds=10)
-QUERY_TIMEOUT = timedelta(seconds=3)
-R = TypeVar("R", bound=BaseModel)
-S = TypeVar("S", bound=BaseModel)
 
 
 def desk(request: Request) -> CaseDesk:
@@ -109,172 +121,115 @@ def missing(request: Request) -> MissingDesk:
     return m
 
 
-# Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
-current_principal = principal_dependency(lambda request: request.app.state.resolve)
-Caller = Annotated[Principal, Depends(current_principal)]
-
-
-class TemporalCases:
-    """Starts, signals, asks and updates case workflows; turns Temporal's errors into the
-    referral domain's."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    async def _start(
-        self, workflow: str, inp: BaseModel, workflow_id: str, attrs: list[Any]
-    ) -> None:
-        try:
-            await self.client.start_workflow(
-                workflow,
-                inp,
-                id=workflow_id,
-                task_queue=WORKFLOWS_TASK_QUEUE,
-                # A retried start (same row) joins the running workflow, never a second.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(attrs),
-                rpc_timeout=RPC_TIMEOUT,
-            )
-        except WorkflowAlreadyStartedError:
-            return  # it ran before and finished: that workflow is this row's
-
-    async def _query(self, workflow_id: str, result: type[S]) -> S | None:
-        try:
-            state: S | None = await self.client.get_workflow_handle(workflow_id).query(
-                QUERY_STATE, result_type=result, rpc_timeout=QUERY_TIMEOUT
-            )
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            raise CaseUnavailable("the workflow could not be asked just now") from exc
-        return state
-
-    async def start_referral(self, workflow_id: str, inp: StartReferralInput) -> None:
-        await self._start(
-            REFERRAL_WORKFLOW,
-            inp,
-            workflow_id,
-            [
-                SearchAttributePair(SA_STAGE, Stage.submitted.value),
-                SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority),
-            ],
-        )
-
-    async def start_episode(self, workflow_id: str, inp: StartMissingEpisodeInput) -> None:
-        await self._start(
-            MISSING_EPISODE_WORKFLOW,
-            inp,
-            workflow_id,
-            [SearchAttributePair(SA_LOCAL_AUTHORITY, inp.local_authority)],
-        )
-
-    async def reassess(self, workflow_id: str, signal: ReassessedSignal) -> None:
-        try:
-            await self.client.get_workflow_handle(workflow_id).signal(
-                SIGNAL_REASSESSED, signal, rpc_timeout=RPC_TIMEOUT
-            )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise CaseClosed("the case has ended") from exc
-            raise
-
-    async def state(self, workflow_id: str) -> ReferralState | None:
-        return await self._query(workflow_id, ReferralState)
-
-    async def episode_state(self, workflow_id: str) -> MissingEpisodeState | None:
-        return await self._query(workflow_id, MissingEpisodeState)
-
-    async def episode_update(
-        self, workflow_id: str, name: str, arg: ReturnInput | RhiOutcomeInput, result: type
-    ) -> object:
-        return await self.update(workflow_id, name, arg, result)
-
-    async def update(self, workflow_id: str, name: str, arg: BaseModel, result: type[R]) -> R:
-        try:
-            return await self.client.get_workflow_handle(workflow_id).execute_update(
-                name, arg, result_type=result, rpc_timeout=RPC_TIMEOUT
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise DecisionRejected(reason) from exc
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise CaseClosed("the case has ended: it takes no more decisions") from exc
-            raise CaseUnavailable("the case could not be reached just now; retry") from exc
-
-
 def create_app(settings: ReferralSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        if settings.auto_migrate:
-            await run_in_threadpool(upgrade, engine)
-        store = Store(engine)
-        # Lazy: the API starts (and answers /healthz) while Temporal is still coming up.
-        client = await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-            lazy=True,
+        engine = await run_in_threadpool(
+            MIGRATIONS.open, settings.database_url, settings.auto_migrate
         )
+        store = Store(engine)
+        client = await connect(settings, lazy=True)
         app.state.store = store
-        app.state.identity = Identity(store)
-        cases = TemporalCases(client)
-        app.state.intake = Intake(store, cases)
-        app.state.desk = CaseDesk(app.state.intake, cases)
-        app.state.missing = MissingDesk(store, cases)
-        yield
-        engine.dispose()
+        app.state.identity = Identity(
+            store,
+            staff_token_ttl=settings.staff_token_ttl,
+            throttle=Throttle(settings.auth_failure_limit, settings.auth_failure_window),
+        )
+        timeout = timedelta(seconds=settings.decision_timeout_seconds)
+        cases = CaseClient(
+            client,
+            update_timeout=timeout,
+            start_timeout=timedelta(seconds=settings.start_timeout_seconds),
+        )
+        identities = IdentityStore(settings.identity_cipher(), settings.identity_index())
+        app.state.intake = Intake(
+            store, cases, authorities=settings.authorities, identities=identities
+        )
+        app.state.child_links = ChildLinks(app.state.intake, identities)
+        app.state.directory = Directory(store)
+        app.state.desk = CaseDesk(app.state.intake, cases, app.state.directory)
+        app.state.actions = ActionDesk(app.state.intake)
+        app.state.missing = MissingDesk(store, cases, authorities=settings.authorities)
+        rules = HttpRules(settings.triage_url, settings.service_token.get_secret_value())
+        app.state.papers = PapersDesk(app.state.intake, rules)
+        meetings = HttpMeetings(settings.meeting_url)
+        app.state.desk.meetings = meetings
+        token = settings.service_token.get_secret_value()
+        held = [
+            HttpCaseRecordSource("meeting", settings.meeting_url, token),
+            HttpCaseRecordSource("notifications", settings.notifications_url, token),
+        ]
+        app.state.subject = SubjectAccess(
+            store, app.state.intake.ledger, cases, held, identities=identities
+        )
+        aggregates = MeetingAggregates(
+            settings.meeting_url, settings.service_token.get_secret_value()
+        )
+        app.state.reports = ReportsDesk(
+            ReportStore(store),
+            aggregates,
+            settings.authorities,
+            rhi_target_percent=settings.rhi_target_percent,
+        )
+        gauges = referral_gauges(store).register(app.state.metrics)
+        try:
+            yield
+        finally:
+            app.state.metrics.unregister(gauges)
+            await meetings.aclose()
+            for source in held:
+                await source.aclose()
+            await aggregates.aclose()
+            await rules.aclose()
+            engine.dispose()
 
-    app = FastAPI(
+    app = service_app(
         title="MSET Flow — referral intake",
-        version="1",
         description="Partner systems submit the MSET Risk Assessment Tool and follow its "
         "progress. Authenticate with your agency's API key in the `X-API-Key` header.",
         lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.add_middleware(RequireJson)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
+    install_case_error_handlers(app)
     _install_domain_errors(app)
+    install_ledger_errors(app)
+    add_ledger_routes(app)
+    install_child_link_errors(app)
+    add_child_link_routes(app)
 
     async def resolve(credential: str) -> Principal | None:
-        return await run_in_threadpool(app.state.identity.resolve, credential)
+        identity: Identity = app.state.identity
+        return await run_in_threadpool(identity.authenticate, credential, CALLER_ADDRESS.get())
 
-    app.state.resolve = resolve
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-    }
+    # The other MSET services call with the shared service token (the agency directory, and
+    # introspection); introspection answers for agencies' keys and staff tokens only.
+    app.state.resolve = with_service_token(settings.service_token.get_secret_value(), resolve)
+    errors = error_responses(401, 422)
+    case_errors = {**error_responses(401, 403, 404, 422), **CASE_RESPONSES}
 
-    case_errors: dict[int | str, dict[str, Any]] = {
-        **errors,
-        404: {"model": ErrorBody},
-        409: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    }
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, str]:
-        def ping() -> None:
-            with request.app.state.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        await run_in_threadpool(ping)
-        return {"status": "ok"}
+    add_healthz(app, lambda request: request.app.state.store.engine)
 
     @app.post(
         "/v1/referrals",
         status_code=202,
         response_model=ReferralAccepted,
-        responses={**errors, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={**errors, **error_responses(403, 409, 503)},
         tags=["referrals"],
     )
     async def submit_referral(
         request: Request,
         caller: Caller,
         tool: Annotated[
-            ReferralCreate, Body(openapi_examples={"medium risk": {"value": referral_example()}})
+            ReferralCreate,
+            Body(
+                openapi_examples={
+                    name: {
+                        "summary": f"a Risk Assessment Tool the rules triage as {name}",
+                        "value": value,
+                    }
+                    for name, value in referral_examples().items()
+                }
+            ),
         ],
         idempotency_key: Annotated[
             str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
@@ -294,17 +249,55 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         """The case's stage, level, open actions and next deadline."""
         return await desk(request).view(caller, referral_id)
 
+    @app.get(
+        "/v1/referrals/{referral_id}/papers",
+        response_model=PanelPapers,
+        responses={**errors, 404: {"model": ErrorBody}},
+        tags=["cases"],
+    )
+    async def panel_papers(request: Request, caller: Caller, referral_id: uuid.UUID) -> PanelPapers:
+        """The case's papers for the panel: who, why (indicators, the rules' reasons, the
+        referrer's judgement, people and places of concern) and its history, as your role
+        may see them (coordinator and chair: everything; panel members: without rationales
+        and notes). Each read is recorded."""
+        papers: PapersDesk = request.app.state.papers
+        return await papers.papers(caller, referral_id)
+
+    @app.get(
+        "/v1/cases/who",
+        response_model=CaseWhoPage,
+        responses=error_responses(401, 403, 422),
+        tags=["cases"],
+    )
+    async def cases_who(
+        request: Request,
+        caller: Caller,
+        id: Annotated[
+            list[uuid.UUID],
+            Query(min_length=1, max_length=100, description="Case ids (up to 100)."),
+        ],
+        shown: Annotated[ShownToQuery, Depends()],
+    ) -> CaseWhoPage:
+        """Who each case is about, as its papers say (the MSET services' token: the meeting
+        service names the cases on its agendas and minutes by it, and says whom it shows
+        them to: `for_agency`, `for_user`, `for_role`, `view`, `meeting_id`). Each case is an
+        entry in the information-sharing ledger, to that reader."""
+        papers: PapersDesk = request.app.state.papers
+        return await papers.who(caller, id, shown.shown())
+
     @app.post(
         "/v1/referrals/{referral_id}/pre-mset-decision",
-        response_model=DecisionRecorded,
+        response_model=PreMsetDecisionResult,
         responses=case_errors,
         tags=["cases"],
     )
     async def pre_mset_decision(
         request: Request, caller: Caller, referral_id: uuid.UUID, body: PreMsetDecisionRequest
-    ) -> DecisionRecorded:
-        """The Pre-MSET panel's decision (chair). The case checks it before it is recorded."""
-        return await desk(request).pre_mset(caller, referral_id, body)
+    ) -> PreMsetDecisionResult:
+        """The Pre-MSET panel's decision (chair). The case checks it before it is recorded.
+        With the `meeting_id` of the meeting that decided, it is recorded through that
+        meeting (on the case's agenda item), so its minutes list it."""
+        return await desk(request).pre_mset(caller, referral_id, body, _credential(request))
 
     @app.post(
         "/v1/referrals/{referral_id}/mset-review",
@@ -313,10 +306,13 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         tags=["cases"],
     )
     async def mset_review(
-        request: Request, caller: Caller, referral_id: uuid.UUID, body: MsetReviewRequest
+        request: Request, caller: Caller, referral_id: uuid.UUID, body: MsetReviewCreate
     ) -> MsetReviewRecorded:
-        """The MSET group's review (chair): the agreed level and the plan's actions."""
-        return await desk(request).mset_review(caller, referral_id, body)
+        """The MSET group's review (chair): the agreed level and the plan's actions. With the
+        `meeting_id` of the meeting that reviewed, it is recorded through that meeting (on
+        the case's agenda item, 422 naming `meeting_id` if there is none), so its minutes
+        list it and its actions; an LMAPS referral (`raise_lmaps`) needs the meeting."""
+        return await desk(request).mset_review(caller, referral_id, body, _credential(request))
 
     @app.post(
         "/v1/referrals/{referral_id}/actions/{action_id}/progress",
@@ -331,18 +327,36 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         action_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")],
         body: ActionProgressRequest,
     ) -> ActionProgressRecorded:
-        """Progress on an action, or its completion (the owning agency, or the coordinator)."""
+        """Progress on an action, or its completion: the owning agency (its system's API key,
+        or its staff), or the coordinator or chair."""
         return await desk(request).action_progress(caller, referral_id, action_id, body)
+
+    @app.get(
+        "/v1/actions",
+        response_model=OwnedActionPage,
+        responses=error_responses(401, 403, 422),
+        tags=["cases"],
+    )
+    async def owned_actions(
+        request: Request,
+        caller: Caller,
+        page: Annotated[PageRequest, page_query(PLAN_CASE_ORDER)],
+        status: ActionStatus = "open",
+    ) -> OwnedActionPage:
+        """The actions your agency owns, case by case (its system's API key, or its staff).
+        Report progress on one with its case's `/actions/{action_id}/progress`."""
+        actions: ActionDesk = request.app.state.actions
+        return await actions.owned(caller, page=page, status=status)
 
     @app.post(
         "/v1/referrals/{referral_id}/exit",
-        response_model=CaseExited,
+        response_model=ExitResult,
         responses=case_errors,
         tags=["cases"],
     )
     async def exit_case(
         request: Request, caller: Caller, referral_id: uuid.UUID, body: ExitRequest
-    ) -> CaseExited:
+    ) -> ExitResult:
         """The child leaves MSET, with a reason (chair or coordinator)."""
         return await desk(request).exit(caller, referral_id, body)
 
@@ -350,7 +364,7 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         "/v1/missing-episodes",
         status_code=202,
         response_model=MissingEpisodeAccepted,
-        responses={**errors, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={**errors, **error_responses(403, 409, 503)},
         tags=["missing episodes"],
     )
     async def report_missing(
@@ -389,6 +403,22 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         return await missing(request).record_rhi(caller, episode_id, body)
 
     @app.get(
+        "/v1/missing-episodes",
+        response_model=ReturnedEpisodePage,
+        responses=error_responses(401, 403, 422),
+        tags=["missing episodes"],
+    )
+    async def returned_episodes(
+        request: Request,
+        caller: Caller,
+        status: EpisodeListStatus,
+        page: Annotated[PageRequest, page_query(RETURNED_ORDER)],
+    ) -> ReturnedEpisodePage:
+        """Returned children awaiting their Return Home Interview, the one due soonest first
+        (`status=returned`): a provider's commissioning authorities, a coordinator's own."""
+        return await missing(request).returned(caller, page)
+
+    @app.get(
         "/v1/missing-episodes/{episode_id}",
         response_model=MissingEpisodeState,
         responses=case_errors,
@@ -400,78 +430,200 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         """Where the episode is: returned, the RHI deadline, whether it was met."""
         return await missing(request).view(caller, episode_id)
 
-    @app.get("/v1/catalogue", response_model=IndicatorCatalogue, tags=["referrals"])
-    async def catalogue() -> IndicatorCatalogue:
-        """The indicator catalogue: the codes a Risk Assessment Tool may use."""
-        return load_catalogue()
+    @app.get(
+        "/v1/agencies",
+        response_model=AgencyPage,
+        responses=error_responses(401, 403, 422),
+        tags=["agencies"],
+    )
+    async def list_agencies(
+        request: Request,
+        caller: Caller,
+        page: Annotated[PageRequest, page_query(AGENCY_ORDER)],
+        agency_id: Annotated[
+            list[uuid.UUID] | None,
+            Query(alias="id", description="Only these agencies (repeat; at most 100)."),
+        ] = None,
+        type: AgencyType | None = None,
+        local_authority: LocalAuthorityCode | None = None,
+    ) -> AgencyPage:
+        """The partnership's agencies by name, with type and authorities, to choose an
+        action's owner from (staff, and the MSET services)."""
+        directory: Directory = request.app.state.directory
+        return await run_in_threadpool(
+            lambda: directory.page(
+                caller,
+                at=page,
+                ids=agency_id or [],
+                type_=type,
+                local_authority=local_authority,
+            )
+        )
 
-    @app.post("/v1/auth/introspect", response_model=IntrospectResult, tags=["auth"])
+    @app.get(
+        "/v1/agencies/{agency_id}",
+        response_model=AgencyPublic,
+        responses=error_responses(401, 403, 404, 422),
+        tags=["agencies"],
+    )
+    async def get_agency(request: Request, caller: Caller, agency_id: uuid.UUID) -> AgencyPublic:
+        """One agency (staff, and the MSET services)."""
+        directory: Directory = request.app.state.directory
+        found = await run_in_threadpool(directory.one, caller, agency_id)
+        if found is None:
+            raise ReferralNotFound(f"no agency {agency_id}")
+        return found
+
+    @app.get(
+        "/v1/catalogue",
+        response_model=IndicatorCatalogue,
+        responses=error_responses(404),
+        tags=["referrals"],
+    )
+    async def catalogue(
+        version: Annotated[
+            str,
+            Query(max_length=16, description="A catalogue version; the current one if omitted."),
+        ] = CURRENT_CATALOGUE_VERSION,
+    ) -> IndicatorCatalogue:
+        """The indicator catalogue: the codes a Risk Assessment Tool may use."""
+        return load_catalogue(version)
+
+    add_board_pack_route(app, settings.suppression_threshold)
+
+    @app.get(
+        "/v1/reports/{name}",
+        response_model=Report | PublishedReport,
+        responses={
+            **error_responses(401, 403, 422, 503),
+            200: {
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "image/svg+xml": {"schema": {"type": "string"}},
+                }
+            },
+        },
+        tags=["reports"],
+    )
+    async def report(
+        request: Request,
+        caller: Caller,
+        name: ReportName,
+        authority: Annotated[
+            LocalAuthorityCode | None, Query(description="One local authority; or region.")
+        ] = None,
+        region: Annotated[
+            str | None,
+            Query(
+                max_length=16,
+                description="'all': every authority of the partnership.",
+                # The one value (the desk's check names it when another is sent).
+                json_schema_extra={"enum": ["all"]},
+            ),
+        ] = None,
+        since: Annotated[
+            QueryInstant | None,
+            Query(description="Default: 12 months before until. UTC if no zone."),
+        ] = None,
+        until: Annotated[
+            QueryInstant | None, Query(description="Default: now (exclusive). UTC if no zone.")
+        ] = None,
+        format: Annotated[
+            Literal["json", "csv", "svg"] | None,
+            Query(
+                description="json, csv or svg (each table's chart beside it); otherwise as "
+                "the Accept header says (text/csv, image/svg+xml)."
+            ),
+        ] = None,
+        suppress: Annotated[
+            bool, Query(description="For publication: small counts shown as [c].")
+        ] = False,
+    ) -> Report | PublishedReport | Response:
+        """A board report, as counts (analyst, manager, coordinator): JSON, CSV or SVG."""
+        reports: ReportsDesk = request.app.state.reports
+        made = await reports.report(caller, name, ReportQuery(authority, region, since, until))
+        return report_response(
+            made, format, request.headers.get("accept", ""), suppress,
+            settings.suppression_threshold,
+        )  # fmt: skip
+
+    @app.post(
+        "/v1/auth/introspect",
+        response_model=IntrospectResult,
+        responses=error_responses(401, 403, 422, 429),
+        tags=["auth"],
+    )
     async def introspect(
         request: Request,
+        caller: Caller,
         body: Annotated[
             IntrospectRequest,
             Body(openapi_examples={"token": {"value": {"credential": "msetu_..."}}}),
         ],
     ) -> IntrospectResult:
-        """Who a credential belongs to (used by the other MSET services)."""
-        principal = await resolve(body.credential)
+        """Who a credential belongs to: for the other MSET services only (the service
+        token). A throttled source is answered ``retry_after``, with nothing checked."""
+        require(caller, INTROSPECT, NotAService)
+        identity: Identity = app.state.identity
+        # Failures are counted under the address the asking service saw; a service that
+        # does not say has them counted together, apart from any real address.
+        source = body.source or "unknown"
+        try:
+            principal = await run_in_threadpool(identity.authenticate, body.credential, source)
+        except AuthenticationThrottled as exc:
+            return IntrospectResult(active=False, retry_after=exc.retry_after)
         return IntrospectResult(active=principal is not None, principal=principal)
 
     return app
 
 
-def _install_domain_errors(app: FastAPI) -> None:
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(404, str(exc))
+def _credential(request: Request) -> dict[str, str]:
+    """The caller's own credential, for a decision passed on to the meeting service (which
+    decides, as for any caller, whether this chair may decide there)."""
+    return {"Authorization": f"Bearer {read_credential(request) or ''}"}
 
+
+def _install_domain_errors(app: FastAPI) -> None:
+    # A key or reference used before for another body: 409, as payment APIs answer it.
     async def key_reused(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
-            422, str(exc), [FieldError(field="header.idempotency-key", reason=str(exc))]
+            409, str(exc), [FieldError(field="header.idempotency-key", reason=str(exc))]
         )
 
-    async def not_partner(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(403, str(exc))
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SubmissionConflict)
+        reason = "differs from the first submission under this key or reference"
+        return error_response(
+            409, str(exc), [FieldError(field=f, reason=reason) for f in exc.fields]
+        )
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("workflow start failed", exc_info=exc.__cause__ or exc)
-        resp = error_response(503, str(exc))
-        resp.headers["Retry-After"] = "5"
-        return resp
-
-    async def rejected(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(
-            422,
-            f"the case refused the decision: {exc}",
-            [FieldError(field="body", reason=str(exc))],
-        )
+        return unavailable_response(str(exc))
 
     async def unknown_case(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
             422, str(exc), [FieldError(field="case_referral_id", reason="no open MSET case")]
         )
 
-    async def closed(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(409, str(exc))
-
-    async def case_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        resp = error_response(503, str(exc))
-        resp.headers["Retry-After"] = "5"
-        return resp
-
-    app.add_exception_handler(DecisionRejected, rejected)
-    app.add_exception_handler(CaseClosed, closed)
+    answer_invalid_field(app, RequestInvalid)
     app.add_exception_handler(UnknownCase, unknown_case)
-    app.add_exception_handler(CaseUnavailable, case_unavailable)
-    app.add_exception_handler(ReferralNotFound, not_found)
+    answer(app, 404, ReferralNotFound, UnknownCatalogueVersion)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)
-    app.add_exception_handler(NotAPartnerSystem, not_partner)
+    app.add_exception_handler(SubmissionConflict, conflict)
+
+    async def meeting_refused(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MeetingRefused)
+        return error_response(exc.status, exc.body.detail, exc.body.errors)
+
+    answer(app, 403, NotAPartnerSystem, NotStaff, NotAnOwner, NotAService, NotPermitted)
     app.add_exception_handler(WorkflowUnavailable, unavailable)
+    app.add_exception_handler(MeetingRefused, meeting_refused)
+    app.add_exception_handler(MeetingsUnavailable, unavailable)
 
 
 def main() -> None:
-    settings = ReferralSettings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve_main("referral", ReferralSettings, create_app)
 
 
 if __name__ == "__main__":

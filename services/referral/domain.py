@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from mset_contract.auth import Principal
-from mset_contract.vocab import Role, Stage
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from mset_contract.cases import NewAction
+from mset_contract.vocab import Stage
+from mset_platform.idempotency import body_hash, differing_fields
+from mset_platform.settings import authority_refusal
 
 CLOSED_STAGES = (Stage.exited.value, Stage.closed_advice_given.value)
 
@@ -16,28 +22,65 @@ class ReferralNotFound(ReferralError):
     """No referral with that id that the caller may see (existence is not disclosed)."""
 
 
+class NotPermitted(ReferralError):
+    """The caller may see the referral but their role may not do this to it."""
+
+
 class IdempotencyKeyReused(ReferralError):
     """The Idempotency-Key was already used for a different submission."""
+
+
+class SubmissionConflict(ReferralError):
+    """A submission's Idempotency-Key or partner reference was used before with a different
+    body; ``fields`` names what differs (never the values)."""
+
+    def __init__(self, message: str, fields: Sequence[str]) -> None:
+        super().__init__(message)
+        self.fields = list(fields)
+
+
+def matched_by(row_key: str | None, idempotency_key: str | None) -> str:
+    """What an earlier submission was found by: the request's key, or its reference."""
+    return (
+        "Idempotency-Key"
+        if idempotency_key is not None and row_key == idempotency_key
+        else "partner_reference"
+    )
+
+
+def check_same_submission(
+    first: dict[str, Any], first_hash: str | None, again: dict[str, Any], *, what: str, by: str
+) -> None:
+    """A retried submission must be the first one again (``first_hash``: the hash recorded
+    with the first; rows from before it was recorded are hashed from the stored body):
+    refused naming what differs."""
+    if (first_hash or body_hash(first)) == body_hash(again):
+        return
+    fields = differing_fields(first, again)
+    if fields:
+        raise SubmissionConflict(
+            f"this {by} was used for a {what} with a different body ({', '.join(fields)} "
+            f"differ); send the first {what} again unchanged to get its answer, or use a new "
+            f"{by} for a new {what}",
+            fields,
+        )
 
 
 class WorkflowUnavailable(ReferralError):
     """Temporal could not start the referral's workflow; nothing was accepted."""
 
 
+class RequestInvalid(ReferralError):
+    """A request the model admits but this service cannot take; ``field`` says which part."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class UnknownCase(ReferralError):
     """A report names a case that does not exist or is closed."""
-
-
-class CaseClosed(ReferralError):
-    """The case's workflow has ended; it takes no more decisions or tools."""
-
-
-class DecisionRejected(ReferralError):
-    """The case refused a decision (its workflow's validator said why); nothing was recorded."""
-
-
-class CaseUnavailable(ReferralError):
-    """The case's workflow could not be reached just now."""
 
 
 class AgencyExists(ReferralError):
@@ -48,26 +91,51 @@ class AgencyNotFound(ReferralError):
     pass
 
 
+class UserNotFound(ReferralError):
+    pass
+
+
+class UserDisabled(ReferralError):
+    """A disabled user is issued no new token."""
+
+
+class CredentialNotFound(ReferralError):
+    """No API key or staff token with that id."""
+
+
+class InvalidAuthority(ReferralError):
+    """A local authority code that is not one (lower case letters, digits and hyphens)."""
+
+
 class NotAPartnerSystem(ReferralError):
     """Referrals are submitted by partner systems with an agency API key."""
 
 
-# Who may take which decision on a case. The chair decides for a panel; the coordinator may
-# also record an exit (a child moves away between panels); progress on an action is reported
-# by staff of the agency that owns it, or by the coordinator.
-DECIDING_ROLES = (Role.chair,)
-EXIT_ROLES = (Role.chair, Role.coordinator)
-PROGRESS_ROLES = (Role.coordinator, Role.chair)
-
-# Partnership roles that work across agencies' referrals (the MSET coordinator and panels).
-# Admins manage accounts and analysts see aggregates: neither reads a child's record.
-PARTNERSHIP_ROLES = (Role.coordinator, Role.chair, Role.panel_member, Role.manager)
+class NotStaff(ReferralError):
+    """Only MSET staff (and the MSET services) may do this, not a partner system's key."""
 
 
-def may_read_referral(principal: Principal, referral_agency_id: object) -> bool:
-    """An agency sees the referrals it submitted; partnership staff see all of them."""
-    if principal.agency_id == referral_agency_id and (
-        principal.kind == "agency" or principal.has_role(*PARTNERSHIP_ROLES, Role.provider)
-    ):
-        return True
-    return principal.has_role(*PARTNERSHIP_ROLES)
+class NotAService(ReferralError):
+    """For the other MSET services only (the shared service token)."""
+
+
+class NotAnOwner(ReferralError):
+    """Owned actions are for the owning agency's system and staff."""
+
+
+def check_authority(code: str, known: Collection[str], field: str) -> None:
+    """A local authority of the partnership's (configuration), or ``RequestInvalid`` in the
+    words every service uses for it."""
+    refusal = authority_refusal(code, known)
+    if refusal is not None:
+        raise RequestInvalid(field, refusal)
+
+
+def check_owners(actions: Sequence[NewAction], unknown: Collection[uuid.UUID]) -> None:
+    """Every action is owned by an agency that exists; the first that is not is named."""
+    for n, action in enumerate(actions):
+        if action.owner_agency_id in unknown:
+            raise RequestInvalid(
+                f"actions.{n}.owner_agency_id",
+                f"no agency {action.owner_agency_id}: choose the owner from GET /v1/agencies",
+            )

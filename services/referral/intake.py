@@ -7,98 +7,105 @@ A tool is one of three things, decided by the child's previous cases from the sa
   re-triages instead of a second case being opened;
 - a **re-referral**: the child's last case is closed; a new case starts, linked to it.
 
-Order matters for "nothing accepted is ever lost, nothing half-written is left behind":
-the row is committed first (so a retry can find it), then it is delivered (workflow started
-under an id derived from the row, or the case signalled), then the row is marked delivered.
-A partner is told 202 only after delivery. If Temporal cannot be reached the new row is
-removed and the partner is told 503; if even that removal fails, the partner's retry finds
-the undelivered row and completes it (a start uses the row's fixed workflow id, so this can
-never start a second workflow).
+Order matters for "nothing accepted is ever lost, nothing is done twice": the row is
+committed first (so a retry can find it), then it is delivered (workflow started under an id
+derived from the row, or the case signalled), then the row is marked delivered. A partner is
+told 202 only after delivery. If Temporal cannot be reached, or does not answer within
+``start_timeout_seconds`` (it is falling behind a burst), the partner is told 503 with
+Retry-After and the row is **kept**, undelivered: a start that timed out may still have
+reached Temporal, and removing the row then would leave that workflow without its tool, and
+let the retry open a second case for the same child. The partner's retry (same
+Idempotency-Key, or same partner reference) finds the row and completes the delivery; a
+start uses the row's fixed workflow id, so it joins the first workflow if there is one. A
+workflow that did start reads the row (``triage_facts``) and marks it delivered itself, so
+it is never hidden even if the partner does not retry. An undelivered row is shown to no
+one and counts as no case.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Protocol
+from collections.abc import Collection
 
-from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mset_contract.auth import Principal
 from mset_contract.referral import ReferralAccepted, ReferralCreate
 from mset_contract.referral_workflow import ReassessedSignal, StartReferralInput
 from mset_contract.temporal import referral_workflow_id
+from mset_contract.types import DEFAULT_AUTHORITIES
 from mset_contract.vocab import RiskLevel, Stage
+from mset_platform.access import Rule
+from mset_platform.cases import CaseClient, CaseClosed
+from mset_platform.clock import Clock, utcnow
+from mset_platform.idempotency import body_hash, canonical
+from services.referral.child_identity import IdentityStore, has_identity, without_identity
 from services.referral.domain import (
     CLOSED_STAGES,
-    CaseClosed,
-    IdempotencyKeyReused,
     NotAPartnerSystem,
     ReferralNotFound,
     WorkflowUnavailable,
-    may_read_referral,
+    check_authority,
+    check_same_submission,
+    matched_by,
 )
-from services.referral.store import Disclosure, Referral, Store
-
-
-class CaseGateway(Protocol):
-    async def start_referral(self, workflow_id: str, inp: StartReferralInput) -> None:
-        """Start the case's workflow; succeed quietly if it already exists."""
-
-    async def reassess(self, workflow_id: str, signal: ReassessedSignal) -> None:
-        """Give an open case its new tool; raise ``CaseClosed`` if it has ended."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+from services.referral.ledger import Ledger
+from services.referral.policy import REFERRAL_READ, REFERRAL_SUBMIT, Facts, check, require
+from services.referral.store import Referral, Store
 
 
 class Intake:
     def __init__(
-        self, store: Store, gateway: CaseGateway, clock: Callable[[], datetime] = _utcnow
+        self,
+        store: Store,
+        cases: CaseClient,
+        clock: Clock = utcnow,
+        authorities: Collection[str] = DEFAULT_AUTHORITIES,
+        identities: IdentityStore | None = None,
     ) -> None:
         self.store = store
-        self.gateway = gateway
+        # The child's identity, sealed, and same-child matching (ADR 0028); None: tools are
+        # stored without their identity and not matched (a tool that has no keys for it).
+        self.identities = identities
+        self.cases = cases
         self.clock = clock
+        self.authorities = frozenset(authorities)
+        # Every read of a referral is a disclosure, recorded before it is answered.
+        self.ledger = Ledger(store, clock)
 
     async def submit(
         self, principal: Principal, tool: ReferralCreate, idempotency_key: str | None
     ) -> ReferralAccepted:
-        if principal.kind != "agency":
-            raise NotAPartnerSystem("submit referrals with your agency's API key (X-API-Key)")
+        require(principal, REFERRAL_SUBMIT, NotAPartnerSystem)
+        check_authority(tool.child.local_authority, self.authorities, "child.local_authority")
         existing = await run_in_threadpool(
             self._find_existing, principal.agency_id, tool.partner_reference, idempotency_key
         )
         if existing is not None:
+            _same_tool(existing, tool, idempotency_key)
             return await self._answer_again(existing, principal)
         row, created = await run_in_threadpool(self._insert, principal, tool, idempotency_key)
         if not created:
+            _same_tool(row, tool, idempotency_key)
             return await self._answer_again(row, principal)
         try:
             await self._deliver(row, principal)
         except Exception as exc:
-            if row.case_referral_id is None:
-                # A new case: its workflow, if the start did reach Temporal, finds no row and
-                # ends; a retry starts afresh.
-                await run_in_threadpool(self._remove_undelivered, row.id)
-                raise WorkflowUnavailable(
-                    "the referral could not be accepted now; nothing was recorded, please retry"
-                ) from exc
-            # A reassessment may have reached its case even though we saw an error: keep the
-            # tool (undelivered, so no one is shown it) for the partner's retry to confirm.
+            # The start or signal may have reached the case even though we saw an error: keep
+            # the tool (undelivered, so no one is shown it) for the partner's retry to confirm.
             raise WorkflowUnavailable(
-                "the reassessment could not be confirmed; retry with the same Idempotency-Key"
+                "the referral could not be accepted now; it is held for your retry: send it "
+                "again with the same Idempotency-Key or partner_reference"
             ) from exc
         return _accepted(row, duplicate=False)
 
     async def _deliver(self, row: Referral, principal: Principal) -> None:
         if row.case_referral_id is not None:
             try:
-                await self.gateway.reassess(
-                    referral_workflow_id(row.case_referral_id),
+                await self.cases.reassess(
+                    row.case_referral_id,
                     ReassessedSignal(
                         assessment_id=row.id,
                         assessed_at=row.submitted_at,
@@ -110,8 +117,8 @@ class Intake:
                 # case, linked to the one that just closed.
                 await run_in_threadpool(self._make_re_referral, row)
         if row.case_referral_id is None:
-            await self.gateway.start_referral(row.workflow_id, _start_input(row, principal))
-        await run_in_threadpool(self._mark_delivered, row.id)
+            await self.cases.start_referral(_start_input(row, principal))
+        await run_in_threadpool(self.store.mark_started, Referral, row.id)
 
     async def _answer_again(self, row: Referral, principal: Principal) -> ReferralAccepted:
         if not row.workflow_started:
@@ -128,16 +135,15 @@ class Intake:
         self, agency_id: uuid.UUID, partner_reference: str, idempotency_key: str | None
     ) -> Referral | None:
         with self.store.session() as s:
-            if idempotency_key is not None:
-                by_key = self.store.referral_by_idempotency_key(s, agency_id, idempotency_key)
-                if by_key is not None:
-                    if by_key.partner_reference != partner_reference:
-                        raise IdempotencyKeyReused(
-                            "this Idempotency-Key was used for partner reference "
-                            f"{by_key.partner_reference!r}; use a new key for a new submission"
-                        )
-                    return by_key
-            return self.store.referral_by_partner_ref(s, agency_id, partner_reference)
+            return self.store.earlier_submission(
+                s,
+                Referral,
+                agency_id,
+                partner_reference,
+                idempotency_key,
+                key_reused="this Idempotency-Key was used for partner reference {earlier!r}; "
+                "use a new key for a new submission",
+            )
 
     def _insert(
         self, principal: Principal, tool: ReferralCreate, idempotency_key: str | None
@@ -155,6 +161,7 @@ class Intake:
                     agency_id=principal.agency_id,
                     partner_reference=tool.partner_reference,
                     idempotency_key=idempotency_key,
+                    request_hash=body_hash(canonical(tool)),
                     agency_child_ref=tool.child.agency_child_ref,
                     local_authority=tool.child.local_authority,
                     stage=case.stage if case is not None and is_open else Stage.submitted.value,
@@ -163,11 +170,15 @@ class Intake:
                     workflow_started=False,
                     case_referral_id=case.id if case is not None and is_open else None,
                     previous_referral_id=case.id if case is not None and not is_open else None,
-                    tool=tool.model_dump(mode="json"),
+                    # The name, NHS number and postcode are held sealed, apart (ADR 0028).
+                    tool=without_identity(canonical(tool)),
                     submitted_at=now,
                     updated_at=now,
                 )
                 s.add(row)
+                if self.identities is not None and has_identity(tool):
+                    s.flush()  # the identity's row refers to the referral's
+                    self._match(s, row, tool)
             return row, True
         except IntegrityError:
             # A concurrent identical submission won the unique constraint: answer with it.
@@ -178,54 +189,51 @@ class Intake:
                 raise
             return winner, False
 
+    def _match(self, s: Session, row: Referral, tool: ReferralCreate) -> None:
+        """Seal the tool's identity and link it to the children already known: the same NHS
+        number at once, likely matches as candidates for the coordinator. In the insert's
+        transaction, so a tool is never recorded without its identity or its links."""
+        assert self.identities is not None
+        person = self.identities.add(s, row.id, tool, row.submitted_at)
+        own = {c for c in (row.case_referral_id, row.previous_referral_id) if c is not None}
+        found = self.identities.match(s, person, exclude_cases=own)
+        self.identities.propose(s, row.id, row.local_authority, found, row.submitted_at)
+
     def _make_re_referral(self, row: Referral) -> None:
-        with self.store.session() as s:
-            s.execute(
-                update(Referral)
-                .where(Referral.id == row.id)
-                .values(
-                    case_referral_id=None,
-                    previous_referral_id=row.case_referral_id,
-                    stage=Stage.submitted.value,
-                )
-            )
+        assert row.case_referral_id is not None
+        self.store.make_re_referral(row.id, row.case_referral_id)
         row.previous_referral_id, row.case_referral_id = row.case_referral_id, None
         row.stage = Stage.submitted.value
 
-    def _remove_undelivered(self, referral_id: uuid.UUID) -> None:
-        with self.store.session() as s:
-            s.execute(
-                delete(Referral).where(
-                    Referral.id == referral_id, Referral.workflow_started.is_(False)
-                )
-            )
-
-    def _mark_delivered(self, referral_id: uuid.UUID) -> None:
-        with self.store.session() as s:
-            s.execute(
-                update(Referral).where(Referral.id == referral_id).values(workflow_started=True)
-            )
-
-    def readable(self, principal: Principal, referral_id: uuid.UUID, purpose: str) -> Referral:
-        """The referral, for a caller allowed to see it; records the disclosure."""
+    def readable(
+        self, principal: Principal, referral_id: uuid.UUID, purpose: str, rule: Rule = REFERRAL_READ
+    ) -> Referral:
+        """The referral, for a caller the access policy lets do ``rule`` to it (by default,
+        read it); records the disclosure. Refused: 403 for a caller who may see it, else
+        the 404 a referral that does not exist gets."""
+        not_found = f"no referral {referral_id} that you may see"
         with self.store.session() as s:
             row = s.get(Referral, referral_id)
-            if (
-                row is None
-                or not row.workflow_started
-                or not may_read_referral(principal, row.agency_id)
-            ):
-                raise ReferralNotFound(f"no referral {referral_id} that you may see")
-            s.add(
-                Disclosure(
-                    referral_id=row.id,
-                    agency_id=principal.agency_id,
-                    user_id=principal.user_id,
-                    purpose=purpose,
-                    at=self.clock(),
-                )
-            )
-            return row
+            if row is None or not row.workflow_started:
+                raise ReferralNotFound(not_found)
+            check(principal, rule, self.facts(s, row), not_found)
+        self.ledger.read(principal, row, purpose)
+        return row
+
+    def facts(self, s: Session, row: Referral, owner_agency_id: uuid.UUID | None = None) -> Facts:
+        """What the access policy checks a referral against: its agency, its authority and
+        the other authorities its case has told about it."""
+        case_id = row.case_referral_id or row.id
+        return Facts(
+            agency_id=row.agency_id,
+            owner_agency_id=owner_agency_id,
+            local_authority=row.local_authority,
+            told=self.store.authorities_told(s, case_id),
+        )
+
+    def case_facts(self, row: Referral, owner_agency_id: uuid.UUID | None = None) -> Facts:
+        with self.store.session() as s:
+            return self.facts(s, row, owner_agency_id)
 
     def delivered(self, referral_id: uuid.UUID) -> Referral:
         """The referral, with no access check: for callers that check access another way
@@ -238,15 +246,10 @@ class Intake:
 
     def disclose(self, principal: Principal, referral_id: uuid.UUID, purpose: str) -> None:
         with self.store.session() as s:
-            s.add(
-                Disclosure(
-                    referral_id=referral_id,
-                    agency_id=principal.agency_id,
-                    user_id=principal.user_id,
-                    purpose=purpose,
-                    at=self.clock(),
-                )
-            )
+            row = s.get(Referral, referral_id)
+        if row is None:
+            raise ReferralNotFound(f"no referral {referral_id} that you may see")
+        self.ledger.read(principal, row, purpose)
 
     def case_row(self, row: Referral) -> Referral:
         """The case-opening referral a reassessment belongs to (or the row itself)."""
@@ -257,6 +260,17 @@ class Intake:
             if case is None:
                 raise ReferralNotFound(f"no case {row.case_referral_id}")
             return case
+
+
+def _same_tool(row: Referral, tool: ReferralCreate, idempotency_key: str | None) -> None:
+    """The earlier submission ``row`` is answered again only for the same tool."""
+    check_same_submission(
+        row.tool,
+        row.request_hash,
+        canonical(tool),
+        what="referral",
+        by=matched_by(row.idempotency_key, idempotency_key),
+    )
 
 
 def _start_input(row: Referral, principal: Principal) -> StartReferralInput:

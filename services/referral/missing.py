@@ -10,15 +10,14 @@ Intake is idempotent and all-or-nothing exactly as for referrals (see intake.py)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Protocol
+from collections.abc import Collection
 
-from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from mset_contract.auth import Principal
+from mset_contract.episodes import ReturnedEpisode, ReturnedEpisodePage
+from mset_contract.ledger import DisclosurePurpose, DisclosureView
 from mset_contract.referral import (
     MissingEpisodeAccepted,
     MissingReportCreate,
@@ -26,88 +25,105 @@ from mset_contract.referral import (
     RhiOutcomeCreate,
 )
 from mset_contract.referral_workflow import (
-    UPDATE_RECORD_RETURN,
-    UPDATE_RECORD_RHI,
+    EpisodeStatus,
     MissingEpisodeState,
     ReturnInput,
     ReturnRecorded,
     RhiOutcomeInput,
     RhiRecorded,
     StartMissingEpisodeInput,
+)
+from mset_contract.temporal import (
     missing_episode_workflow_id,
 )
-from mset_contract.vocab import Role
+from mset_contract.types import DEFAULT_AUTHORITIES
+from mset_platform.access import Rule, Scope
+from mset_platform.cases import CaseClient, CaseClosed, DecisionRefused
+from mset_platform.clock import Clock, utcnow
+from mset_platform.idempotency import body_hash, canonical
+from mset_platform.paging import FIRST_PAGE, PageRequest
 from services.referral.domain import (
     CLOSED_STAGES,
-    PARTNERSHIP_ROLES,
-    IdempotencyKeyReused,
     NotAPartnerSystem,
     ReferralNotFound,
     UnknownCase,
     WorkflowUnavailable,
+    check_authority,
+    check_same_submission,
+    matched_by,
+)
+from services.referral.episode_records import returned_episodes
+from services.referral.ledger import Disclosed, Ledger, episode_read, to
+from services.referral.policy import (
+    EPISODE_LINK,
+    EPISODE_READ,
+    EPISODE_REPORT,
+    EPISODE_RETURN,
+    EPISODE_RHI,
+    EPISODES_RETURNED,
+    Facts,
+    check,
+    may,
+    require,
 )
 from services.referral.store import MissingEpisode, Referral, Store
-
-RHI_ROLES = (Role.provider, Role.coordinator)
-
-
-class EpisodeWorkflows(Protocol):
-    async def start_episode(self, workflow_id: str, inp: StartMissingEpisodeInput) -> None: ...
-
-    async def episode_update(
-        self, workflow_id: str, name: str, arg: ReturnInput | RhiOutcomeInput, result: type
-    ) -> object: ...
-
-    async def episode_state(self, workflow_id: str) -> MissingEpisodeState | None: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class MissingDesk:
     def __init__(
-        self, store: Store, workflows: EpisodeWorkflows, clock: Callable[[], datetime] = _utcnow
+        self,
+        store: Store,
+        cases: CaseClient,
+        clock: Clock = utcnow,
+        authorities: Collection[str] = DEFAULT_AUTHORITIES,
     ) -> None:
         self.store = store
-        self.workflows = workflows
+        self.cases = cases
         self.clock = clock
+        self.authorities = frozenset(authorities)
+        self.ledger = Ledger(store, clock)
 
     async def report(
         self, principal: Principal, body: MissingReportCreate, idempotency_key: str | None
     ) -> MissingEpisodeAccepted:
-        if principal.kind != "agency":
-            raise NotAPartnerSystem("report missing episodes with your agency's API key")
+        require(principal, EPISODE_REPORT, NotAPartnerSystem)
+        check_authority(body.child.local_authority, self.authorities, "child.local_authority")
         row, created = await run_in_threadpool(self._record, principal, body, idempotency_key)
+        if not created:
+            check_same_submission(
+                row.report,
+                row.request_hash,
+                canonical(body),
+                what="missing report",
+                by=matched_by(row.idempotency_key, idempotency_key),
+            )
         if row.workflow_started:
             return _accepted(row, duplicate=not created)
         try:
-            await self.workflows.start_episode(row.workflow_id, _start(row))
+            await self.cases.start_episode(_start(row))
         except Exception as exc:
-            if created:
-                await run_in_threadpool(self._remove_unstarted, row.id)
+            # Kept, undelivered, as intake keeps a referral: a start that timed out may have
+            # reached Temporal, and the retry joins that workflow (fixed id) instead of
+            # starting a second episode.
             raise WorkflowUnavailable(
-                "the report could not be accepted now; nothing was recorded, please retry"
+                "the report could not be accepted now; it is held for your retry: send it "
+                "again with the same Idempotency-Key or partner_reference"
             ) from exc
-        await run_in_threadpool(self._mark_started, row.id)
+        await run_in_threadpool(self.store.mark_started, MissingEpisode, row.id)
         return _accepted(row, duplicate=not created)
 
     def _record(
         self, principal: Principal, body: MissingReportCreate, idempotency_key: str | None
     ) -> tuple[MissingEpisode, bool]:
         with self.store.session() as s:
-            existing = self.store.episode_by_partner_ref(
-                s, principal.agency_id, body.partner_reference
+            existing = self.store.earlier_submission(
+                s,
+                MissingEpisode,
+                principal.agency_id,
+                body.partner_reference,
+                idempotency_key,
+                key_reused="this Idempotency-Key was used for another report; use a new key",
             )
-            if idempotency_key is not None:
-                by_key = self.store.episode_by_idempotency_key(
-                    s, principal.agency_id, idempotency_key
-                )
-                if by_key is not None and by_key.partner_reference != body.partner_reference:
-                    raise IdempotencyKeyReused(
-                        "this Idempotency-Key was used for another report; use a new key"
-                    )
-                existing = existing or by_key
             if existing is not None:
                 return existing, False
             case_id = self._case_for(s, principal, body)
@@ -117,13 +133,14 @@ class MissingDesk:
             agency_id=principal.agency_id,
             partner_reference=body.partner_reference,
             idempotency_key=idempotency_key,
+            request_hash=body_hash(canonical(body)),
             local_authority=body.child.local_authority,
             agency_child_ref=body.child.agency_child_ref,
             case_referral_id=case_id,
             workflow_id=missing_episode_workflow_id(episode_id),
             workflow_started=False,
             reported_at=body.reported_at,
-            report=body.model_dump(mode="json"),
+            report=canonical(body),
             created_at=self.clock(),
         )
         try:
@@ -132,8 +149,8 @@ class MissingDesk:
             return row, True
         except IntegrityError:
             with self.store.session() as s:
-                winner = self.store.episode_by_partner_ref(
-                    s, principal.agency_id, body.partner_reference
+                winner = self.store.by_partner_ref(
+                    s, MissingEpisode, principal.agency_id, body.partner_reference
                 )
             if winner is None:
                 raise
@@ -146,10 +163,21 @@ class MissingDesk:
 
         assert isinstance(s, Session)
         if body.case_referral_id is not None:
-            case = s.get(Referral, body.case_referral_id)
+            # A case the reporter may not read is answered exactly as an id that names no
+            # case: the episode would count toward its repeat-missing rule and reach its
+            # agenda, and the answer would tell the reporter that the case exists.
+            named = s.get(Referral, body.case_referral_id)
+            case = named
             if case is not None and case.case_referral_id is not None:
                 case = s.get(Referral, case.case_referral_id)
-            if case is None or not case.workflow_started or case.stage in CLOSED_STAGES:
+            if (
+                named is None
+                or case is None
+                or not case.workflow_started
+                or case.stage in CLOSED_STAGES
+                or not may(principal, EPISODE_LINK, Facts(agency_id=named.agency_id))
+                or not may(principal, EPISODE_LINK, Facts(agency_id=case.agency_id))
+            ):
                 raise UnknownCase("case_referral_id: no open MSET case with this id")
             return case.id
         own = self.store.open_case_for_child(
@@ -157,74 +185,139 @@ class MissingDesk:
         )
         return own.id if own is not None and own.stage not in CLOSED_STAGES else None
 
-    def _remove_unstarted(self, episode_id: uuid.UUID) -> None:
-        with self.store.session() as s:
-            s.execute(
-                delete(MissingEpisode).where(
-                    MissingEpisode.id == episode_id, MissingEpisode.workflow_started.is_(False)
-                )
-            )
-
-    def _mark_started(self, episode_id: uuid.UUID) -> None:
-        with self.store.session() as s:
-            s.execute(
-                update(MissingEpisode)
-                .where(MissingEpisode.id == episode_id)
-                .values(workflow_started=True)
-            )
-
-    def _episode(self, principal: Principal, episode_id: uuid.UUID, *, rhi: bool) -> MissingEpisode:
+    def _episode(self, principal: Principal, episode_id: uuid.UUID, rule: Rule) -> MissingEpisode:
+        """The episode, for a caller the access policy lets do ``rule`` to it; 403 for one
+        who may see it, else the 404 an episode that does not exist gets."""
+        not_found = f"no missing episode {episode_id} that you may see"
         with self.store.session() as s:
             row = s.get(MissingEpisode, episode_id)
-        allowed = (
-            row is not None
-            and row.workflow_started
-            and (
-                (principal.agency_id == row.agency_id and principal.kind == "agency")
-                or principal.has_role(*PARTNERSHIP_ROLES, Role.provider)
+            # The episode's case (where it is on one) may have told other authorities.
+            told = (
+                self.store.authorities_told(s, row.case_referral_id)
+                if row is not None and row.case_referral_id is not None
+                else frozenset()
             )
-        )
-        if rhi and not principal.has_role(*RHI_ROLES):
-            allowed = False
-        if not allowed or row is None:
-            raise ReferralNotFound(f"no missing episode {episode_id} that you may see")
+        if row is None or not row.workflow_started:
+            raise ReferralNotFound(not_found)
+        facts = Facts(agency_id=row.agency_id, local_authority=row.local_authority, told=told)
+        check(principal, rule, facts, not_found)
         return row
 
     async def record_return(
         self, principal: Principal, episode_id: uuid.UUID, body: ReturnCreate
     ) -> ReturnRecorded:
-        row = await run_in_threadpool(self._episode, principal, episode_id, rhi=False)
-        if principal.kind != "agency":
-            raise NotAPartnerSystem("the reporting agency records the return with its API key")
-        result = await self.workflows.episode_update(
-            row.workflow_id,
-            UPDATE_RECORD_RETURN,
-            ReturnInput(**body.model_dump()),
-            ReturnRecorded,
-        )
-        assert isinstance(result, ReturnRecorded)
-        return result
+        row = await run_in_threadpool(self._episode, principal, episode_id, EPISODE_RETURN)
+        arg = ReturnInput(**body.model_dump())
+        try:
+            return await self.cases.record_return(row.id, arg)
+        except CaseClosed:
+            # The episode has ended (its interview recorded): a retry of the same return
+            # still gets the first answer, from the episode's final state.
+            return _return_again(await self.cases.episode_state(row.id), arg)
 
     async def record_rhi(
         self, principal: Principal, episode_id: uuid.UUID, body: RhiOutcomeCreate
     ) -> RhiRecorded:
-        row = await run_in_threadpool(self._episode, principal, episode_id, rhi=True)
+        row = await run_in_threadpool(self._episode, principal, episode_id, EPISODE_RHI)
         assert principal.user_id is not None
-        result = await self.workflows.episode_update(
-            row.workflow_id,
-            UPDATE_RECORD_RHI,
-            RhiOutcomeInput(by=principal.user_id, **body.model_dump()),
-            RhiRecorded,
+        arg = RhiOutcomeInput(by=principal.user_id, **body.model_dump())
+        try:
+            return await self.cases.record_rhi(row.id, arg)
+        except CaseClosed:
+            # Recording the outcome ends the episode: a retry of the same outcome gets the
+            # first answer, from the episode's final state.
+            return _rhi_again(await self.cases.episode_state(row.id), arg)
+
+    async def returned(
+        self, principal: Principal, page: PageRequest = FIRST_PAGE
+    ) -> ReturnedEpisodePage:
+        """The returned children awaiting their interview that the caller may act for, the
+        one due soonest first, from this service's tables (no workflow is asked per row);
+        each episode listed is recorded in the ledger as disclosed to the caller."""
+        scope = require(principal, EPISODES_RETURNED)
+        authorities: tuple[str, ...]
+        told_to: tuple[str, ...]
+        if scope is Scope.commissioned:
+            authorities, told_to = principal.rhi_provider_for, ()
+        else:  # served: staff record the authorities they serve
+            served = principal.authorities if principal.kind == "user" else ()
+            authorities, told_to = served, served
+        return await run_in_threadpool(self._returned, principal, page, authorities, told_to)
+
+    def _returned(
+        self,
+        principal: Principal,
+        page: PageRequest,
+        authorities: Collection[str],
+        told_to: Collection[str],
+    ) -> ReturnedEpisodePage:
+        with self.store.session() as s:
+            got = returned_episodes(s, page, authorities, told_to)
+        items = [
+            ReturnedEpisode(
+                episode_id=r.episode_id,
+                local_authority=r.local_authority,
+                case_referral_id=r.case_referral_id,
+                reporting_agency_id=r.agency_id,
+                partner_reference=r.partner_reference,
+                agency_child_ref=r.agency_child_ref,
+                reported_at=r.reported_at,
+                returned_at=r.returned_at,
+                located_in_authority=r.located_in_authority,
+                rhi_due_at=r.rhi_due_at,
+            )
+            for r in got.rows
+        ]
+        self.ledger.record(
+            Disclosed(
+                case_id=e.case_referral_id,
+                record="missing_episode",
+                record_id=e.episode_id,
+                view=DisclosureView.missing_episode,
+                purpose=DisclosurePurpose.case_work,
+                **to(principal),
+            )
+            for e in items
         )
-        assert isinstance(result, RhiRecorded)
-        return result
+        return ReturnedEpisodePage(items=items, next_cursor=got.next_cursor)
 
     async def view(self, principal: Principal, episode_id: uuid.UUID) -> MissingEpisodeState:
-        row = await run_in_threadpool(self._episode, principal, episode_id, rhi=False)
-        state = await self.workflows.episode_state(row.workflow_id)
-        if state is None:
-            raise ReferralNotFound(f"no missing episode {episode_id} that you may see")
+        row = await run_in_threadpool(self._episode, principal, episode_id, EPISODE_READ)
+        state = await self.cases.episode_state(row.id)
+        await run_in_threadpool(episode_read(self.ledger, principal, row))
         return state
+
+
+# A command sent again to an ended episode is answered as the episode's own validators answer
+# it while it runs (workflows/missing_episode.py): the same command gets the first answer,
+# a different one is refused saying what is recorded.
+
+
+def _return_again(state: MissingEpisodeState, r: ReturnInput) -> ReturnRecorded:
+    same = (state.returned_at, state.located_in_authority) == (
+        r.returned_at,
+        r.located_in_authority,
+    )
+    if not same or state.rhi_due_at is None:
+        when = state.returned_at.isoformat() if state.returned_at else "?"
+        raise DecisionRefused(
+            f"the child's return is recorded already (returned_at {when}): a different "
+            "return cannot replace it"
+        )
+    return ReturnRecorded(status=EpisodeStatus.returned, rhi_due_at=state.rhi_due_at)
+
+
+def _rhi_again(state: MissingEpisodeState, o: RhiOutcomeInput) -> RhiRecorded:
+    if state.rhi_outcome is None or (o.outcome, o.offered_at) != (
+        state.rhi_outcome,
+        state.rhi_offered_at,
+    ):
+        outcome = state.rhi_outcome.value if state.rhi_outcome else "none"
+        raise DecisionRefused(
+            f"the interview's outcome is recorded already ('{outcome}'): a different outcome "
+            "cannot replace it"
+        )
+    return RhiRecorded(status=EpisodeStatus.closed, outcome=state.rhi_outcome)
 
 
 def _start(row: MissingEpisode) -> StartMissingEpisodeInput:

@@ -2,52 +2,75 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from mset_contract.temporal import REFERRAL_TASK_QUEUE
+from mset_platform.clock import Clock, utcnow
+from mset_platform.graceful import WORKER_GRACEFUL_SHUTDOWN, run_until_signalled
+from mset_platform.settings import RetentionSettings
+from mset_platform.temporal import connect, worker_main
 from services.referral.activities import ReferralActivities
-from services.referral.migrate import upgrade
+from services.referral.episode_records import EpisodeRecords
+from services.referral.migrate import MIGRATIONS
+from services.referral.retention_activities import RetentionActivities
+from services.referral.retention_schedule import ensure_retention_schedule
 from services.referral.settings import ReferralSettings
-from services.referral.store import Store, make_engine
+from services.referral.store import Store
+
+log = logging.getLogger("mset.referral.worker")
 
 
-def build_worker(client: Client, store: Store, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client,
+    store: Store,
+    executor: ThreadPoolExecutor,
+    *,
+    retention: RetentionSettings | None = None,
+    clock: Clock = utcnow,
+    task_queue: str = REFERRAL_TASK_QUEUE,
+) -> Worker:
+    """``retention``: the policy, to host the retention sweep's activities too (the worker
+    process always does; tests that do not sweep leave them out)."""
     acts = ReferralActivities(store)
+    activities: list[Callable[..., Any]] = [
+        acts.record_stage,
+        acts.record_authority_told,
+        acts.triage_facts,
+        acts.episode_facts,
+        acts.open_for_consideration,
+        EpisodeRecords(store).record_episode,
+    ]
+    if retention is not None:
+        kept = RetentionActivities(store, client, retention, clock)
+        activities += [kept.due, kept.begin, kept.progress, kept.finish]
     return Worker(
         client,
-        task_queue=REFERRAL_TASK_QUEUE,
-        activities=[
-            acts.record_stage,
-            acts.triage_facts,
-            acts.episode_facts,
-            acts.open_for_consideration,
-        ],
+        task_queue=task_queue,
+        activities=activities,
         activity_executor=executor,
+        graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
     )
 
 
 async def run(settings: ReferralSettings) -> None:
-    engine = make_engine(settings.database_url)
-    if settings.auto_migrate:
-        upgrade(engine)
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
+    engine = MIGRATIONS.open(settings.database_url, settings.auto_migrate)
+    client = await connect(settings)
+    if settings.retention_schedule:
+        schedule_id = await ensure_retention_schedule(client, settings)
+        log.info("retention schedule in place: %s (%s)", schedule_id, settings.retention_policy)
     with ThreadPoolExecutor(max_workers=8) as executor:
-        await build_worker(client, Store(engine), executor).run()
+        worker = build_worker(client, Store(engine), executor, retention=settings)
+        await run_until_signalled(worker)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    asyncio.run(run(ReferralSettings()))
+    worker_main("referral worker", ReferralSettings, run)
 
 
 if __name__ == "__main__":

@@ -3,85 +3,33 @@ in domain.py, the same code the Temporal activity calls."""
 
 from __future__ import annotations
 
-import logging
-import secrets
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
-import httpx
-import uvicorn
-from fastapi import Body, Depends, FastAPI, Request, Response
+from fastapi import Body, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from mset_contract.auth import Introspector, Principal
-from mset_contract.edge import (
-    BodyLimit,
-    ErrorBody,
-    FieldError,
-    Forbidden,
-    RequireJson,
-    error_response,
-    install_error_handlers,
-    principal_dependency,
-)
 from mset_contract.triage import RulesetInfo, TriageInput, TriageResult, triage_input_example
-from mset_contract.vocab import AgencyType, Role
-from services.triage.domain import Triage, UnknownRulesetVersion
+from mset_platform.edge import (
+    Caller,
+    FieldError,
+    add_healthz,
+    answer,
+    error_response,
+    error_responses,
+    serve_main,
+    service_app,
+)
+from mset_platform.identity import Resolver, resolving, with_service_token
+from services.triage.domain import NotAllowed, Triage, UnknownRulesetVersion, may_triage
 from services.triage.ruleset_config import RulesetConfigError
 from services.triage.settings import TriageSettings
-
-log = logging.getLogger("mset.triage")
-
-Resolve = Callable[[str], Awaitable[Principal | None]]
-
-# Who calls with the shared service token: another MSET service, not a partner agency.
-SERVICE_PRINCIPAL = Principal(
-    kind="agency",
-    agency_id=UUID(int=0),
-    agency_name="MSET Flow services",
-    agency_type=AgencyType.other,
-)
-# Every staff role may ask for a triage: it suggests, it decides nothing.
-STAFF_ROLES = frozenset(Role)
-
-# Module level so FastAPI can resolve the annotation; the resolver lives on app.state.
-current_principal = principal_dependency(lambda request: request.app.state.resolve)
-Caller = Annotated[Principal, Depends(current_principal)]
-
-
-class IdentityUnavailable(Exception):
-    """The referral service, which owns identity, could not be asked who a caller is."""
-
-
-def _may_triage(caller: Principal) -> None:
-    if caller == SERVICE_PRINCIPAL or (caller.kind == "user" and caller.role in STAFF_ROLES):
-        return
-    raise Forbidden(
-        "triage is for MSET staff and services; partner systems submit referrals instead"
-    )
-
-
-def _default_resolver(settings: TriageSettings, introspector: Introspector) -> Resolve:
-    token = settings.service_token.get_secret_value().encode("utf-8")
-
-    async def resolve(credential: str) -> Principal | None:
-        if secrets.compare_digest(credential.encode("utf-8"), token):
-            return SERVICE_PRINCIPAL
-        try:
-            return await introspector.principal(credential)
-        except httpx.HTTPError as exc:
-            raise IdentityUnavailable("cannot check the credential just now") from exc
-
-    return resolve
 
 
 def create_app(
     settings: TriageSettings,
-    resolver: Resolve | None = None,
+    resolver: Resolver | None = None,
     triage: Triage | None = None,
 ) -> FastAPI:
     """The triage API. ``resolver`` (credential → principal) and ``triage`` may be given, so
@@ -90,46 +38,36 @@ def create_app(
     (and checked) here, so a bad rules file stops the service before it listens."""
     if triage is None:
         triage = Triage.from_directory(settings.rules_directory(), settings.default_ruleset_version)
-    introspector: Introspector | None = None
-    if resolver is None:
-        introspector = Introspector(settings.referral_url)
-        resolver = _default_resolver(settings, introspector)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if introspector is not None:
-            await introspector.aclose()
+        async with resolving(resolver, settings) as resolve:
+            app.state.resolve = (
+                resolve
+                if resolver
+                else with_service_token(settings.service_token.get_secret_value(), resolve)
+            )
+            yield
 
-    app = FastAPI(
+    app = service_app(
         title="MSET Flow — triage",
-        version="1",
         description="Suggests a risk level, a Pre-MSET recommendation and escalations from a "
         "case's Risk Assessment Tool and history, and says why. Authenticate with a staff "
         "Bearer token or the MSET service token.",
         lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.add_middleware(RequireJson)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
     _install_domain_errors(app)
     app.state.triage = triage
-    app.state.resolve = resolver
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    }
+    app.state.resolve = resolver  # None: the default is set when the app starts
+    errors = error_responses(401, 403, 422, 503)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_healthz(app)
 
     @app.get("/v1/rulesets", response_model=list[RulesetInfo], responses=errors, tags=["triage"])
     async def rulesets(request: Request, caller: Caller) -> list[RulesetInfo]:
         """The rules versions this service can evaluate with, and their timer settings."""
-        _may_triage(caller)
+        may_triage(caller)
         versions: list[RulesetInfo] = request.app.state.triage.versions()
         return versions
 
@@ -144,7 +82,7 @@ def create_app(
     ) -> Response:
         """Evaluate a case: suggested level, recommendation, escalations and every rule that
         fired, with the rules version that decided it. The same input gives the same answer."""
-        _may_triage(caller)
+        may_triage(caller)
         # Called on the event loop, not in a thread: an evaluation takes a fraction of a
         # millisecond and holds the GIL throughout (the rules engine never releases it), so
         # a thread would add a hand-off and no parallelism.
@@ -163,25 +101,13 @@ def _install_domain_errors(app: FastAPI) -> None:
             [FieldError(field="ruleset_version", reason=str(exc))],
         )
 
-    async def identity_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("identity check failed", exc_info=exc.__cause__ or exc)
-        resp = error_response(503, str(exc))
-        resp.headers["Retry-After"] = "5"
-        return resp
-
     app.add_exception_handler(UnknownRulesetVersion, unknown_version)
-    app.add_exception_handler(IdentityUnavailable, identity_unavailable)
+    answer(app, 403, NotAllowed)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    try:
-        settings = TriageSettings()
-        app = create_app(settings)
-    except (RulesetConfigError, ValidationError) as exc:
-        # Refuse to start, saying what is wrong, rather than serve with rules nobody checked.
-        sys.exit(f"triage: cannot start: {exc}")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Refuse to start, saying what is wrong, rather than serve with rules nobody checked.
+    serve_main("triage", TriageSettings, create_app, RulesetConfigError)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Python here prepares facts (ages, hours since a return, episodes in the rules' window) and
 records the conclusions of the rules that fired; it decides nothing itself. The rules, built
 from the versioned configuration in ``rules.py``, decide points, bands, floors, overrides,
-the suggested level, the judgement, the recommendation and every escalation.
+the suggested level, the judgement, the recommendation and every escalation. Who may ask for
+a triage is decided here too (``may_triage``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mset_contract.auth import SERVICE_PRINCIPAL, Principal
 from mset_contract.catalogue import load_catalogue
 from mset_contract.triage import (
     AgencyDesignation,
@@ -27,7 +29,8 @@ from mset_contract.triage import (
     TriageResult,
     Urgency,
 )
-from mset_contract.vocab import Recency, RiskLevel
+from mset_contract.types import months_between, today_uk
+from mset_contract.vocab import Recency, RiskLevel, Role
 from services.triage.engine import RulesEngineError, RulesHost
 from services.triage.rules import (
     CompiledRuleset,
@@ -41,6 +44,22 @@ from services.triage.rules import (
     compile_ruleset,
 )
 from services.triage.ruleset_config import RulesetConfig, RulesetConfigError, load_rulesets
+
+
+class NotAllowed(Exception):
+    """The caller may not ask for a triage (HTTP 403)."""
+
+
+# Every staff role may ask for a triage: it suggests, it decides nothing.
+STAFF_ROLES = frozenset(Role)
+
+
+def may_triage(caller: Principal) -> None:
+    if caller == SERVICE_PRINCIPAL or (caller.kind == "user" and caller.role in STAFF_ROLES):
+        return
+    raise NotAllowed(
+        "triage is for MSET staff and services; partner systems submit referrals instead"
+    )
 
 
 class UnknownRulesetVersion(Exception):
@@ -186,13 +205,24 @@ class _Evaluation:
 
     # --- facts ---------------------------------------------------------------------------
 
+    @property
+    def days_until_18(self) -> int:
+        """Days from as_of to the first of the month the child turns 18; 0 all through that
+        month. The input holds the month only (it is kept in workflow history), so the rules
+        warn of the transition a little early, never late, and treat the child as not yet 18
+        until the month is over."""
+        today = today_uk(self.inp.as_of)
+        if months_between(today, self.inp.turns_18_month) == 0:
+            return 0
+        return (self.inp.turns_18_month - today).days
+
     def case_facts(self) -> list[dict[str, Any]]:
         inp, esc = self.inp, self.config.escalations
         window_start = inp.as_of - timedelta(days=esc.repeat_missing.within_days)
         case: dict[str, Any] = {
             "t": Fact.case,
             "age": inp.age_years,
-            "days_until_18": inp.days_until_18,
+            "days_until_18": self.days_until_18,
             "episodes_in_window": sum(
                 1 for e in inp.missing_episodes if e.reported_at >= window_start
             ),
@@ -440,7 +470,7 @@ class _Evaluation:
         elif kind is EscalationKind.transition_to_adult_services:
             due_at = inp.as_of + timedelta(days=fact["days_until_18"])
             reason = (
-                f"turns 18 in {fact['days_until_18']} days: plan the transition to adult services"
+                f"turns 18 in {inp.turns_18_month:%B %Y}: plan the transition to adult services"
             )
         elif kind is EscalationKind.high_risk:
             reason = (
@@ -513,7 +543,7 @@ class _Evaluation:
         if inp.last_assessed_at is not None:
             at = inp.last_assessed_at + timedelta(days=esc.reassessment_overdue.after_days)
             add(EscalationKind.reassessment_overdue, at)
-        warn_in = inp.days_until_18 - esc.transition_to_adult_services.within_days
+        warn_in = self.days_until_18 - esc.transition_to_adult_services.within_days
         add(EscalationKind.transition_to_adult_services, now + timedelta(days=warn_in))
         return sorted(checks, key=lambda c: (c["at"], _KIND_ORDER[c["kind"]], c["subject"] or ""))
 

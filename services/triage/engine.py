@@ -49,7 +49,35 @@ SENTINEL_RULE = "host.sentinel"
 _SENTINEL_FACT = "host.sentinel"
 
 # Compact and without the circular-reference walk: facts are flat dicts built per call.
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# NaN and infinity are refused: the engine's parser knows neither.
+_json = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False).encode
+
+# A JSON string (kept as it is), or a number with an exponent: the scan meets a number at
+# its first digit, so the whole number is matched, fraction included.
+_STRING_OR_EXPONENT = re.compile(r'("(?:[^"\\]|\\.)*")|(-?\d+)(\.\d+)?([eE][-+]?\d+)')
+
+
+def _with_fraction(m: re.Match[str]) -> str:
+    if m[1] is not None:
+        return m[1]
+    return f"{m[2]}{m[3] or '.0'}{m[4]}"
+
+
+def _encode(facts: Any) -> str:
+    """Facts (or a ruleset) as JSON the engine can read.
+
+    durable-rules' parser reads ``3.4e-05`` but not ``1e-05``: a number with an exponent and
+    no fraction ends its parse of the whole batch, so no fact is asserted, and
+    ``assert_facts`` still answers "handled" with an uninitialised state offset, which
+    ``start_action_for_state`` then dereferences (the suite's intermittent segfault: Python
+    writes a float such as 1e-05 days, 0.864 s, exactly that way). Writing the mantissa
+    with a fraction (``1.0e-05``) keeps the value and the parse.
+    """
+    text = _json(facts)
+    if "e" not in text and "E" not in text:
+        return text
+    return _STRING_OR_EXPONENT.sub(_with_fraction, text)
+
 
 # Which facts a rule fired on: the engine answers with the rule's name and the matched facts
 # as JSON. The session already holds those facts by id, so reading the ids is enough, and
@@ -141,7 +169,7 @@ class RulesHost:
             if SENTINEL_RULE in definition:
                 raise RulesEngineError(f"rule id {SENTINEL_RULE} is reserved for the host")
             sentinel = {"all": [{"m": {"t": _SENTINEL_FACT}}]}
-            text = json.dumps({**definition, SENTINEL_RULE: sentinel})
+            text = _encode({**definition, SENTINEL_RULE: sentinel})
             self._definitions[name] = text
             self._handles[name] = self._create(name)
 

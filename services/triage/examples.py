@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from mset_contract.catalogue import CURRENT_CATALOGUE_VERSION, load_catalogue
 from mset_contract.referral import ResolvedIndicator
 from mset_contract.triage import ActionFact, MissingEpisodeFact, TriageInput
+from mset_contract.types import today_uk
 from mset_contract.vocab import ExploitationType, Recency, RiskLevel
 
 AS_OF = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
@@ -51,6 +52,13 @@ def action(ref: str, due_in: timedelta, completed: bool = False) -> ActionFact:
     )
 
 
+def months_after(moment: datetime, months: int) -> date:
+    """The first day of the month ``months`` after ``moment``'s (in England)."""
+    start = today_uk(moment)
+    index = start.year * 12 + start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def case(*indicators: str | tuple[str, str], **fields: Any) -> TriageInput:
     """A triage input: indicator codes (current) or ``(code, recency)`` pairs, then fields.
     Defaults: a 15-year-old in Northshire, referrer's level low with a rationale."""
@@ -58,7 +66,7 @@ def case(*indicators: str | tuple[str, str], **fields: Any) -> TriageInput:
         "as_of": AS_OF,
         "local_authority": "northshire",
         "age_years": 15,
-        "days_until_18": 1000,
+        "turns_18_month": date(2029, 6, 1),
         "referrer_level": RiskLevel.low,
         "referrer_rationale_given": True,
         "indicators": [
@@ -103,7 +111,7 @@ def distinct_inputs(count: int, seed: int = 2026) -> Iterator[TriageInput]:
             as_of=as_of,
             local_authority="northshire",
             age_years=age,
-            days_until_18=(18 - age) * 365 - rng.randint(0, 364),
+            turns_18_month=months_after(as_of, (17 - age) * 12 + rng.randint(0, 11)),
             referrer_level=rng.choice(list(RiskLevel)),
             referrer_rationale_given=rng.random() < 0.8,
             indicators=[indicator(c, rng.choice(recencies)) for c in picked],

@@ -3,6 +3,7 @@ server and a real database (SQLite and PostgreSQL), with the real workflow worke
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from mset_contract.types import DEFAULT_AUTHORITIES
 from mset_contract.vocab import AgencyType, Role
+from mset_platform.db import make_engine
 from services.notifications.migrate import upgrade as notifications_upgrade
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import Store as NotificationsStore
@@ -22,7 +25,7 @@ from services.referral.api import create_app
 from services.referral.identity import Identity
 from services.referral.migrate import upgrade
 from services.referral.settings import ReferralSettings
-from services.referral.store import Store, make_engine
+from services.referral.store import Store
 from services.referral.worker import build_worker as build_referral_worker
 from services.triage.worker import build_worker as build_triage_worker
 from tests.support.case_world import triage_engine
@@ -49,8 +52,21 @@ class Intake:
     def new_agency(self, name: str, type_: AgencyType = AgencyType.childrens_social_care) -> str:
         return self.identity.create_agency(name, type_).secret
 
-    def new_user(self, name: str, role: Role, agency: str) -> str:
-        return self.identity.create_user(name, role, agency).secret
+    def new_user(
+        self, name: str, role: Role, agency: str, authorities: tuple[str, ...] = ()
+    ) -> str:
+        return self.identity.create_user(name, role, agency, authorities).secret
+
+
+# Each test works in authorities of its own, so it can count its own workflows on the shared
+# dev server's visibility; the referral service knows them all, as a partnership's would.
+TEST_AUTHORITIES = [f"la-{uuid.uuid4().hex[:8]}" for _ in range(3000)]
+_unused_authorities = iter(TEST_AUTHORITIES)
+
+
+def fresh_authority() -> str:
+    """A configured local authority no other test in this session has used."""
+    return next(_unused_authorities)
 
 
 def referral_settings(database_url: str, temporal_address: str, **kw: object) -> ReferralSettings:
@@ -59,6 +75,7 @@ def referral_settings(database_url: str, temporal_address: str, **kw: object) ->
             "environment": "test",
             "database_url": database_url,
             "temporal_address": temporal_address,
+            "authorities": [*DEFAULT_AUTHORITIES, *TEST_AUTHORITIES],
             **kw,
         }
     )

@@ -9,11 +9,10 @@ tests share the consumers and isolate themselves by their own agencies, cases an
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import message_from_bytes
@@ -34,46 +33,33 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from mset_contract.events import (
-    NOTIFICATIONS_PUBLISH_ACTIVITY,
     AnyEvent,
     MsetEvent,
     Published,
     PublishEvents,
 )
+from mset_contract.temporal import NOTIFICATIONS_PUBLISH_ACTIVITY
 from mset_contract.vocab import AgencyType, Role
+from mset_platform.db import make_engine
 from services.notifications.api import create_app as notifications_app
 from services.notifications.migrate import upgrade as notifications_upgrade
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import Store, make_engine
+from services.notifications.store import Store
 from services.notifications.worker import NotificationsWorker
 from services.referral.api import create_app as referral_app
 from services.referral.identity import Identity
 from services.referral.migrate import upgrade as referral_upgrade
 from services.referral.store import Store as ReferralStore
-from services.referral.store import make_engine as referral_engine
 from tests.integration.conftest import referral_settings
 from tests.support.db import postgres_database
 from tests.support.net import free_port
 from tests.support.servers import serve
+from tests.support.wait import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
 
 MANAGERS_MAILBOX = "mset-managers@northshire.test"
 CHAIRS_MAILBOX = "mset-chairs@northshire.test"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], within: float = 20.0, every: float = 0.1
-) -> T:
-    """The probe's first truthy answer, polling until ``within`` seconds have passed."""
-    deadline = time.monotonic() + within
-    while True:
-        got = await probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing after {within} s")
-        await asyncio.sleep(every)
 
 
 # --- a workflow that publishes through the real activity ---------------------------------
@@ -238,9 +224,10 @@ class NotificationsStack:
         name = f"Agency {uuid.uuid4().hex[:10]}"
         return name, self.identity.create_agency(name, type_).secret
 
-    def user(self, role: Role, agency_name: str) -> str:
+    def user(self, role: Role, agency_name: str, authorities: tuple[str, ...] = ()) -> str:
+        """A new staff user's token; ``authorities``: the local authorities they serve."""
         return self.identity.create_user(
-            f"{role.value} {uuid.uuid4().hex[:6]}", role, agency_name
+            f"{role.value} {uuid.uuid4().hex[:6]}", role, agency_name, authorities
         ).secret
 
     def agency_id(self, name: str) -> uuid.UUID:
@@ -249,12 +236,12 @@ class NotificationsStack:
             assert agency is not None
             return agency.id
 
-    def read_topic(self, topic: str, within: float = 10.0) -> list[ConsumerRecord]:
+    def read_topic(self, topic: str, within: float = DEFAULT_TIMEOUT) -> list[ConsumerRecord]:
         """Every record of a topic, read without a consumer group (no join delay)."""
         return read_topic(self.settings.broker, topic, within)
 
 
-def read_topic(broker: str, topic: str, within: float = 10.0) -> list[ConsumerRecord]:
+def read_topic(broker: str, topic: str, within: float = DEFAULT_TIMEOUT) -> list[ConsumerRecord]:
     consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + within
@@ -296,7 +283,9 @@ def notifications_settings(
             "consumer_group_prefix": f"test-{tag}",
             "session_timeout_ms": 6000,
             "heartbeat_interval_ms": 1000,
-            "reescalate_after_seconds": 3,
+            # Long enough that a test acknowledging an item on a loaded machine still does so
+            # before its timer fires; the re-escalation test waits this out once.
+            "reescalate_after_seconds": 20,
             "webhook_backoff_seconds": 0.2,
             "webhook_max_attempts": 3,
             "webhook_park_after_failures": 3,
@@ -307,6 +296,10 @@ def notifications_settings(
             "email_backoff_seconds": 0.2,
             "dispatch_poll_seconds": 0.05,
             "public_base_url": "https://mset.test",
+            # The receivers are plain http on 127.0.0.1: a partner's private endpoint, which
+            # only an operator's explicit allow-list lets webhooks reach.
+            "webhook_require_https": False,
+            "egress_allow": ["127.0.0.1"],
             **kw,
         }
     )
@@ -324,7 +317,7 @@ async def notifications_fixture(
     temporal = client.service_client.config.target_host
     engine = make_engine(notif_db)
     notifications_upgrade(engine)
-    r_engine = referral_engine(notif_db)
+    r_engine = make_engine(notif_db)
     referral_upgrade(r_engine)
     identity = Identity(ReferralStore(r_engine))
     settings = notifications_settings(notif_db, broker, temporal, smtp_server)

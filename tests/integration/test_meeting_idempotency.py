@@ -12,26 +12,27 @@ import pytest
 from sqlalchemy import select
 
 from mset_contract.auth import Principal
-from mset_contract.meeting import OpenMeetingInput, PreMsetDecisionCreate
+from mset_contract.cases import PreMsetDecisionRequest
+from mset_contract.meeting import OpenMeetingInput
 from mset_contract.referral_workflow import (
-    DecisionRecorded,
     MsetReviewInput,
     MsetReviewRecorded,
     PreMsetDecisionInput,
     PreMsetDecisionRecord,
+    PreMsetDecisionResult,
     ReferralState,
     StageChange,
 )
 from mset_contract.vocab import AgencyType, MeetingKind, PreMsetOutcome, RiskLevel, Role, Stage
+from mset_platform.cases import CaseUnreachable, DecisionRefused
+from mset_platform.db import make_engine
 from services.meeting.domain import (
-    CasesUnavailable,
-    DecisionRejected,
     ItemAlreadyDecided,
     ItemBeingDecided,
 )
 from services.meeting.meetings import Meetings
 from services.meeting.migrate import upgrade
-from services.meeting.store import AgendaItem, Store, make_engine
+from services.meeting.store import AgendaItem, Store
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -60,16 +61,16 @@ class StandInCases:
 
     async def record_pre_mset(
         self, referral_id: uuid.UUID, inp: PreMsetDecisionInput, update_id: str
-    ) -> DecisionRecorded:
+    ) -> PreMsetDecisionResult:
         self.updates.append(update_id)
         pre = self.case.pre_mset
         assert inp.decision_id is not None
         if pre is not None and pre.decision_id == inp.decision_id:
-            return DecisionRecorded(
+            return PreMsetDecisionResult(
                 decision_id=pre.decision_id, stage=self.case.stage, level=pre.level
             )
         if self.case.stage != Stage.awaiting_pre_mset:
-            raise DecisionRejected(f"the case is at stage '{self.case.stage.value}'")
+            raise DecisionRefused(f"the case is at stage '{self.case.stage.value}'")
         self.case.pre_mset = PreMsetDecisionRecord(
             decision_id=inp.decision_id,
             outcome=inp.outcome,
@@ -82,8 +83,10 @@ class StandInCases:
         self.case.stage = Stage.awaiting_mset
         if self.lose_next_answer:  # recorded in the case, but the answer never arrives
             self.lose_next_answer = False
-            raise CasesUnavailable("the case's workflow did not answer in time")
-        return DecisionRecorded(decision_id=inp.decision_id, stage=self.case.stage, level=inp.level)
+            raise CaseUnreachable("the case's workflow did not answer in time")
+        return PreMsetDecisionResult(
+            decision_id=inp.decision_id, stage=self.case.stage, level=inp.level
+        )
 
     async def record_review(
         self, referral_id: uuid.UUID, inp: MsetReviewInput, update_id: str
@@ -108,10 +111,11 @@ def chair(name: str) -> Principal:
         user_id=uuid.uuid4(),
         user_name=name,
         role=Role.chair,
+        authorities=("northshire",),  # the meetings' authority: a chair decides in its meetings
     )
 
 
-MEETS = PreMsetDecisionCreate(
+MEETS = PreMsetDecisionRequest(
     kind="pre_mset", outcome=PreMsetOutcome.meets_criteria, level=RiskLevel.high
 )
 
@@ -150,24 +154,24 @@ async def test_a_lost_answer_is_read_back_from_the_case_not_sent_twice(store: St
     sam = chair("DI Sam Okafor")
     cases.lose_next_answer = True
 
-    with pytest.raises(CasesUnavailable):
+    with pytest.raises(CaseUnreachable):
         await meetings.decide(sam, meeting_id, item_id, MEETS)
     # The case has it; this service has not recorded it yet, and the item is free again.
     assert cases.case.stage == Stage.awaiting_mset
-    assert meetings.agenda(sam, meeting_id).items[0].decision is None
+    assert (await meetings.agenda(sam, meeting_id)).items[0].decision is None
 
     decided = await meetings.decide(sam, meeting_id, item_id, MEETS)
 
     assert decided.stage_after == Stage.awaiting_mset and decided.level == RiskLevel.high
     assert len(cases.updates) == 1  # the retry asked the case, it did not send again
-    assert meetings.agenda(sam, meeting_id).items[0].decision == decided
+    assert (await meetings.agenda(sam, meeting_id)).items[0].decision == decided
 
 
 async def test_another_chair_after_a_lost_answer_is_told_it_was_decided(store: Store) -> None:
     meetings, cases, _, meeting_id, item_id = await meeting_with_one_item(store)
     sam, robin = chair("DI Sam Okafor"), chair("DI Robin Hale")
     cases.lose_next_answer = True
-    with pytest.raises(CasesUnavailable):
+    with pytest.raises(CaseUnreachable):
         await meetings.decide(sam, meeting_id, item_id, MEETS)
 
     other = MEETS.model_copy(update={"level": RiskLevel.medium})
@@ -175,7 +179,7 @@ async def test_another_chair_after_a_lost_answer_is_told_it_was_decided(store: S
         await meetings.decide(robin, meeting_id, item_id, other)
 
     # What is recorded here is what the case holds: Sam's decision, not Robin's.
-    recorded = meetings.agenda(sam, meeting_id).items[0].decision
+    recorded = (await meetings.agenda(sam, meeting_id)).items[0].decision
     assert recorded is not None and recorded.decided_by == sam.user_id
     assert recorded.level == RiskLevel.high
     assert len(cases.updates) == 1
@@ -186,7 +190,7 @@ async def test_a_crashed_claim_holds_the_item_only_until_it_goes_stale(store: St
     sam, robin = chair("DI Sam Okafor"), chair("DI Robin Hale")
     # Sam's request took the item and then its process died before asking the case.
     assert robin.user_id is not None and sam.user_id is not None
-    meetings._claim(meeting_id, item_id, sam.user_id, str(uuid.uuid4()), clock.now)
+    meetings.decisions.claim(meeting_id, item_id, sam.user_id, str(uuid.uuid4()), clock.now)
 
     with pytest.raises(ItemBeingDecided):
         await meetings.decide(robin, meeting_id, item_id, MEETS)

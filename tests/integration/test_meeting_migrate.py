@@ -8,11 +8,11 @@ import sys
 
 from sqlalchemy import inspect
 
-from services.meeting.store import make_engine
+from mset_platform.db import make_engine
 
 MIGRATE = (
     "import sys; from services.meeting.migrate import upgrade; "
-    "from services.meeting.store import make_engine; upgrade(make_engine(sys.argv[1]))"
+    "from mset_platform.db import make_engine; upgrade(make_engine(sys.argv[1]))"
 )
 
 

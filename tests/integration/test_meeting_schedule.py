@@ -4,14 +4,14 @@ calls the meeting with its agenda."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.client import ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
 
-from mset_contract.meeting import meeting_schedule_id
+from mset_contract.temporal import meeting_schedule_id
 from mset_contract.vocab import MeetingKind, Stage
+from mset_platform.paging import every_item
 from services.meeting.schedules import ensure_schedules, meeting_schedule, upsert_schedule
 from tests.integration.meeting_fixtures import (
     HIGH,
@@ -19,6 +19,7 @@ from tests.integration.meeting_fixtures import (
     meeting_settings,
     panel_fixture,  # noqa: F401 - the `panel` fixture
 )
+from tests.support.wait import poll
 
 
 async def test_each_authority_has_a_monthly_schedule_per_kind(
@@ -83,16 +84,13 @@ async def test_a_schedule_fires_and_the_meeting_exists_with_its_agenda(
         ),
     )
     try:
-        meetings: list[dict[str, object]] = []
         async with panel.http("member") as http:
-            for _ in range(100):
-                resp = await http.get(
-                    "/v1/meetings", params={"local_authority": panel.local_authority}
-                )
-                meetings = resp.json()["meetings"]
-                if meetings:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def listed() -> list[dict[str, object]]:
+                params = [("local_authority", panel.local_authority)]
+                return await every_item(http, "/v1/meetings", params)
+
+            meetings = await poll(listed, bool, what="the schedule's meeting")
         [meeting] = meetings
         assert meeting["kind"] == "pre_mset" and meeting["called_by_schedule"] is True
         called = datetime.fromisoformat(str(meeting["called_at"]))

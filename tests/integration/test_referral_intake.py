@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import uuid
-from datetime import date, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
 
 from mset_contract.referral import referral_example
 from mset_contract.types import today_uk
 from mset_contract.vocab import AgencyType, Role
-from services.referral.store import Referral
-from tests.integration.conftest import Intake
+from services.referral.store import Referral, Store
+from tests.integration.conftest import Intake, fresh_authority
+from tests.support.net import HoldingProxy
+from tests.support.wait import poll
+
+# The authority of this module's cases: the staff who work them serve it.
+LA = fresh_authority()
+OURS = (LA,)
 
 
 def tool(**overrides: Any) -> dict[str, Any]:
@@ -25,7 +35,7 @@ def tool(**overrides: Any) -> dict[str, Any]:
     so each test can count its own workflows."""
     t = referral_example()
     t["partner_reference"] = f"REF-{uuid.uuid4().hex[:10]}"
-    t["child"]["local_authority"] = f"la-{uuid.uuid4().hex[:8]}"
+    t["child"]["local_authority"] = fresh_authority()
     for path, value in overrides.items():
         target = t
         keys = path.split("__")
@@ -36,29 +46,21 @@ def tool(**overrides: Any) -> dict[str, Any]:
 
 
 async def wait_for_stage(http: httpx.AsyncClient, referral_id: str, stage: str) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(100):
+    async def read() -> dict[str, Any]:
         resp = await http.get(f"/v1/referrals/{referral_id}")
         assert resp.status_code == 200, resp.text
-        body = resp.json()
-        if body["stage"] == stage:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never reached {stage}: {body}")
+        return dict(resp.json())
+
+    return await poll(read, lambda body: body["stage"] == stage, what=f"stage {stage}")
 
 
 async def workflows_in(intake: Intake, local_authority: str) -> list[str]:
-    # Visibility is eventually consistent: wait briefly for it to catch up.
-    ids: list[str] = []
-    for _ in range(30):
-        ids = [
-            w.id
-            async for w in intake.client.list_workflows(f"MsetLocalAuthority='{local_authority}'")
-        ]
-        if ids:
-            break
-        await asyncio.sleep(0.2)
-    return ids
+    # Visibility is eventually consistent: wait for it to catch up.
+    async def listed() -> list[str]:
+        query = f"MsetLocalAuthority='{local_authority}'"
+        return [w.id async for w in intake.client.list_workflows(query)]
+
+    return await poll(listed, bool, what=f"workflows of {local_authority} listed")
 
 
 async def assert_no_workflow_started(intake: Intake, key: str, local_authority: str) -> None:
@@ -95,7 +97,9 @@ async def test_submission_is_accepted_and_its_workflow_runs(intake: Intake) -> N
         assert got["partner_reference"] == body["partner_reference"]
         assert got["referrer_level"] == "medium"
         assert got["suggested_level"] in {"low", "medium", "high"}
-        assert got["live"] is True
+        # Read from the record the case made of itself, and saying how fresh it is.
+        assert got["sequence"] > 0
+        assert datetime.fromisoformat(got["as_of"]) >= datetime.fromisoformat(got["submitted_at"])
     assert await workflows_in(intake, body["child"]["local_authority"]) == [accepted["workflow_id"]]
 
 
@@ -135,7 +139,7 @@ async def test_idempotency_key_reused_for_another_submission_is_refused(intake: 
         ok = await http.post("/v1/referrals", json=tool(), headers={"Idempotency-Key": "dup"})
         clash = await http.post("/v1/referrals", json=tool(), headers={"Idempotency-Key": "dup"})
     assert ok.status_code == 202
-    assert clash.status_code == 422
+    assert clash.status_code == 409
     assert clash.json()["errors"][0]["field"] == "header.idempotency-key"
     assert referral_rows(intake) == 1
 
@@ -160,10 +164,11 @@ async def test_another_agency_gets_404_and_no_key_gets_401(intake: Intake) -> No
 async def test_staff_roles_see_what_their_role_allows(intake: Intake) -> None:
     key = intake.new_agency("Northshire CSC")
     intake.new_agency("MSET Partnership")
-    coordinator = intake.new_user("Sam", Role.coordinator, "MSET Partnership")
+    coordinator = intake.new_user("Sam", Role.coordinator, "MSET Partnership", OURS)
     analyst = intake.new_user("Ana", Role.analyst, "MSET Partnership")
     async with intake.http(key) as http:
-        rid = (await http.post("/v1/referrals", json=tool())).json()["referral_id"]
+        body = tool(child__local_authority=LA)
+        rid = (await http.post("/v1/referrals", json=body)).json()["referral_id"]
     async with intake.http(coordinator) as http:
         assert (await http.get(f"/v1/referrals/{rid}")).status_code == 200
         # Staff do not submit tools: partner systems do, with their agency key.
@@ -212,7 +217,7 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
 ) -> None:
     key = intake.new_agency("Northshire CSC")
     body = copy.deepcopy(body)  # the table is shared by both databases' runs
-    body["child"]["local_authority"] = f"la-{uuid.uuid4().hex[:8]}"
+    body["child"]["local_authority"] = fresh_authority()
     async with intake.http(key) as http:
         resp = await http.post("/v1/referrals", json=body)
     assert resp.status_code == 422, resp.text
@@ -221,6 +226,19 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
     assert all(e["reason"] for e in resp.json()["errors"])
     assert referral_rows(intake) == 0
     await assert_no_workflow_started(intake, key, body["child"]["local_authority"])
+
+
+async def test_an_authority_outside_the_partnership_is_refused_naming_the_field(
+    intake: Intake,
+) -> None:
+    key = intake.new_agency("Northshire CSC")
+    async with intake.http(key) as http:
+        resp = await http.post("/v1/referrals", json=tool(child__local_authority="atlantis"))
+    assert resp.status_code == 422, resp.text
+    errors = resp.json()["errors"]
+    assert [e["field"] for e in errors] == ["child.local_authority"]
+    assert "atlantis" in errors[0]["reason"] and "northshire" in errors[0]["reason"]
+    assert referral_rows(intake) == 0
 
 
 async def test_every_wrong_field_is_named_at_once(intake: Intake) -> None:
@@ -274,13 +292,14 @@ async def test_the_documented_example_is_a_valid_submission(intake: Intake) -> N
     assert resp.status_code == 202, resp.text
 
 
-async def test_when_temporal_is_unreachable_nothing_is_accepted_or_left_behind(
+async def test_when_temporal_is_unreachable_nothing_is_accepted_and_the_tool_waits_for_the_retry(
     database_url: str,
 ) -> None:
+    from mset_platform.db import make_engine
     from services.referral.api import create_app
     from services.referral.identity import Identity
     from services.referral.migrate import upgrade
-    from services.referral.store import Store, make_engine
+    from services.referral.store import Store
     from tests.integration.conftest import referral_settings
     from tests.support.net import free_port
     from tests.support.servers import serve
@@ -290,11 +309,113 @@ async def test_when_temporal_is_unreachable_nothing_is_accepted_or_left_behind(
     store = Store(engine)
     key = Identity(store).create_agency("Northshire CSC", AgencyType.childrens_social_care).secret
     settings = referral_settings(database_url, f"127.0.0.1:{free_port()}")  # nothing listens
+    body = tool()
     with serve(create_app(settings)) as url:
         async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
-            resp = await c.post("/v1/referrals", json=tool())
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"]
+            resp = await c.post("/v1/referrals", json=body)
+            assert resp.status_code == 503
+            assert resp.headers["Retry-After"]
+            assert "same Idempotency-Key or partner_reference" in resp.json()["detail"]
+    # Held for the partner's retry, delivered to no one: no case opened, nothing to read.
     with store.session() as s:
-        assert s.scalar(select(func.count()).select_from(Referral)) == 0
+        rows = list(s.scalars(select(Referral)))
+    assert [(r.partner_reference, r.workflow_started) for r in rows] == [
+        (body["partner_reference"], False)
+    ]
     engine.dispose()
+
+
+@dataclass
+class HeldIntake(Intake):
+    """The referral API talking to Temporal through a proxy that can hold its traffic; the
+    workers talk to Temporal directly, so only the API sees Temporal stop answering."""
+
+    proxy: HoldingProxy
+
+
+START_TIMEOUT = 2.0
+
+
+@pytest.fixture
+def held_intake(
+    database_url: str, temporal_dev: WorkflowEnvironment, referral_store: Store, case_workers: None
+) -> Iterator[HeldIntake]:
+    from services.referral.api import create_app
+    from services.referral.identity import Identity
+    from tests.integration.conftest import referral_settings
+    from tests.support.servers import serve
+
+    target = temporal_dev.client.service_client.config.target_host
+    with HoldingProxy(target) as proxy:
+        settings = referral_settings(
+            database_url, proxy.address, start_timeout_seconds=START_TIMEOUT
+        )
+        with serve(create_app(settings)) as url:
+            yield HeldIntake(
+                url, referral_store, Identity(referral_store), temporal_dev.client, settings, proxy
+            )
+
+
+async def test_when_temporal_stops_answering_intake_says_503_at_once_and_the_retry_completes(
+    held_intake: HeldIntake,
+) -> None:
+    intake = held_intake
+    key = intake.new_agency("Northshire CSC")
+    body = tool()
+    # Temporal stops answering the API (paused, or swamped by a burst) before its first call:
+    # the client's own connection wait is 30 s, and the partner must not wait for it.
+    intake.proxy.hold()
+    async with intake.http(key, **{"Idempotency-Key": "burst-1"}) as http:
+        began = time.monotonic()
+        refused = await http.post("/v1/referrals", json=body)
+        took = time.monotonic() - began
+        assert refused.status_code == 503, refused.text
+        assert int(refused.headers["Retry-After"]) > 0
+        assert took < START_TIMEOUT + 8, f"answered after {took:.1f} s"
+
+        intake.proxy.release()
+        accepted = await http.post("/v1/referrals", json=body)
+        assert accepted.status_code == 202, accepted.text
+        got = accepted.json()
+        assert got["duplicate"] is True  # the submission held at the 503, now delivered
+        await wait_for_stage(http, got["referral_id"], "awaiting_pre_mset")
+    assert await workflows_in(intake, body["child"]["local_authority"]) == [got["workflow_id"]]
+    assert referral_rows(intake) == 1
+
+
+async def test_a_start_that_reached_temporal_but_answered_late_opens_one_case_retry_or_not(
+    held_intake: HeldIntake,
+) -> None:
+    intake = held_intake
+    key = intake.new_agency("Northshire CSC")
+    body = tool()
+    la = body["child"]["local_authority"]
+    same_key = {"Idempotency-Key": "late-1"}
+    async with intake.http(key) as http:
+        warm = await http.post("/v1/referrals", json=tool())  # the API's client connects
+        assert warm.status_code == 202, warm.text
+        intake.proxy.hold(replies_only=True)  # the start reaches Temporal; its answer is late
+        late = await http.post("/v1/referrals", json=body, headers=same_key)
+        assert late.status_code == 503, late.text
+        assert late.headers["Retry-After"]
+
+        # The case goes ahead without any retry, and its tool is delivered, not hidden.
+        [workflow_id] = await workflows_in(intake, la)
+
+        def delivered() -> bool:
+            with intake.store.session() as s:
+                row = s.scalar(
+                    select(Referral).where(Referral.partner_reference == body["partner_reference"])
+                )
+                return row is not None and row.workflow_started
+
+        await poll(
+            lambda: asyncio.to_thread(delivered), bool, what="the case marks its tool delivered"
+        )
+
+        intake.proxy.release()
+        again = await http.post("/v1/referrals", json=body, headers=same_key)
+        assert again.status_code == 202, again.text
+        assert again.json()["workflow_id"] == workflow_id
+        await wait_for_stage(http, again.json()["referral_id"], "awaiting_pre_mset")
+    assert await workflows_in(intake, la) == [workflow_id]

@@ -9,32 +9,33 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from mset_contract.cases import NewAction
 from mset_contract.events import (
-    NOTIFICATIONS_PUBLISH_ACTIVITY,
     Published,
     PublishedEvent,
     PublishEvents,
 )
 from mset_contract.referral import ReferralCreate, referral_example
 from mset_contract.referral_workflow import (
-    REFERRAL_EPISODE_FACTS_ACTIVITY,
-    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
-    REFERRAL_TRIAGE_FACTS_ACTIVITY,
     EpisodeFacts,
     EpisodeFactsInput,
     OpenedForConsideration,
     OpenForConsiderationInput,
+    RecordAuthorityToldInput,
+    RecordAuthorityToldResult,
+    RecordEpisodeInput,
+    RecordEpisodeResult,
     RecordStageInput,
     RecordStageResult,
     StartReferralInput,
@@ -42,9 +43,15 @@ from mset_contract.referral_workflow import (
     TriageFactsInput,
 )
 from mset_contract.temporal import (
+    NOTIFICATIONS_PUBLISH_ACTIVITY,
     NOTIFICATIONS_TASK_QUEUE,
+    REFERRAL_EPISODE_FACTS_ACTIVITY,
+    REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY,
+    REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY,
+    REFERRAL_RECORD_EPISODE_ACTIVITY,
     REFERRAL_RECORD_STAGE_ACTIVITY,
     REFERRAL_TASK_QUEUE,
+    REFERRAL_TRIAGE_FACTS_ACTIVITY,
     TRIAGE_EVALUATE_ACTIVITY,
     TRIAGE_TASK_QUEUE,
     referral_workflow_id,
@@ -52,6 +59,7 @@ from mset_contract.temporal import (
 from mset_contract.triage import TriageInput, TriageResult
 from mset_contract.vocab import Recency, RiskLevel
 from services.triage.domain import Triage
+from tests.support.wait import terminate_settled
 from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
@@ -67,7 +75,7 @@ def triage_engine() -> Triage:
 def facts_for(
     indicators: list[tuple[str, Recency]] | None = None,
     age_years: int = 14,
-    days_until_18: int = 1200,
+    turns_18_month: date = date(2030, 3, 1),
     referrer_level: RiskLevel = RiskLevel.medium,
     assessed_at: datetime | None = None,
     local_authority: str = "northshire",
@@ -80,7 +88,7 @@ def facts_for(
         local_authority=local_authority,
         catalogue_version=rat.catalogue_version,
         age_years=age_years,
-        days_until_18=days_until_18,
+        turns_18_month=turns_18_month,
         referrer_level=referrer_level,
         referrer_rationale_given=True,
         indicators=rat.resolved_indicators(),
@@ -100,23 +108,30 @@ class CaseWorld:
     opened: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     stages: list[RecordStageInput] = field(default_factory=list)
+    episode_records: list[RecordEpisodeInput] = field(default_factory=list)
+    told: list[RecordAuthorityToldInput] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[TriageResult] = field(default_factory=list)
+    # Hold a case in a stage it normally passes through: the triage facts (``submitted``) or
+    # the recording of a stage fail, and are retried, until the test lets go.
+    hold_triage: bool = False
+    hold_stage: str | None = None
 
     # --- the stand-ins ------------------------------------------------------------------------
 
-    @activity.defn(name=REFERRAL_TRIAGE_FACTS_ACTIVITY)
     async def triage_facts(self, inp: TriageFactsInput) -> TriageFacts:
+        if self.hold_triage:
+            raise ApplicationError("held by the test")
         return self.facts[inp.assessment_id]
 
-    @activity.defn(name=REFERRAL_EPISODE_FACTS_ACTIVITY)
     async def episode_facts(self, inp: EpisodeFactsInput) -> EpisodeFacts:
         return self.episodes.get(
             inp.episode_id,
-            EpisodeFacts(local_authority="northshire", age_years=14, days_until_18=1200),
+            EpisodeFacts(
+                local_authority="northshire", age_years=14, turns_18_month=date(2030, 3, 1)
+            ),
         )
 
-    @activity.defn(name=REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY)
     async def open_for_consideration(
         self, inp: OpenForConsiderationInput
     ) -> OpenedForConsideration:
@@ -133,18 +148,27 @@ class CaseWorld:
             workflow_id=referral_workflow_id(referral_id),
         )
 
-    @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
+    async def record_episode(self, inp: RecordEpisodeInput) -> RecordEpisodeResult:
+        self.episode_records.append(inp)
+        return RecordEpisodeResult(updated=True)
+
     async def record_stage(self, inp: RecordStageInput) -> RecordStageResult:
+        if self.hold_stage == inp.stage.value:
+            raise ApplicationError("held by the test")
         self.stages.append(inp)
         return RecordStageResult(updated=True)
 
-    @activity.defn(name=TRIAGE_EVALUATE_ACTIVITY)
+    async def record_authority_told(
+        self, inp: RecordAuthorityToldInput
+    ) -> RecordAuthorityToldResult:
+        self.told.append(inp)
+        return RecordAuthorityToldResult(recorded=True)
+
     async def evaluate(self, inp: TriageInput) -> TriageResult:
         result = triage_engine().evaluate(inp)
         self.evaluations.append(result)
         return result
 
-    @activity.defn(name=NOTIFICATIONS_PUBLISH_ACTIVITY)
     async def publish(self, inp: PublishEvents) -> Published:
         seen = {e["id"] for e in self.events}
         for e in inp.events:
@@ -202,23 +226,117 @@ class CaseWorld:
             execution_timeout=timedelta(days=3 * 365),
         )
 
+    def owns(self, workflow_id: str) -> bool:
+        return workflow_id in self.started or workflow_id in {
+            referral_workflow_id(r) for r in self.opened.values()
+        }
+
     async def end_everything(self) -> None:
-        """Terminate whatever this test left running. The time-skipping server is shared by
-        the session: a case left with timers would make later tests' skips work through
-        its timers with no worker to take them."""
+        """Terminate whatever this test left running, before its workers stop: a case left
+        with timers on a server that outlives the workers (a one-off script's, or the
+        integration tier's dev server) would have them fire with no worker to take them."""
         ids = [*self.started, *(referral_workflow_id(r) for r in self.opened.values())]
         for wid in ids:
-            try:
-                await self.client.get_workflow_handle(wid).terminate("test over")
-            except RPCError:
-                pass  # finished already
+            await terminate_settled(self.client.get_workflow_handle(wid))
+
+
+class CaseActivities:
+    """The stand-ins, registered under their real names on the real (shared) task queues,
+    answering for whichever test's world is current.
+
+    They live as long as the server does: a worker stopped while its server lives on can
+    leave a poll the server answers with a later task, which is then never run, and on the
+    time-skipping server a started-but-lost task stops the clock for good (time skips only
+    while nothing is in flight). Each workflow test has a server of its own, so the two end
+    together.
+    """
+
+    def __init__(self) -> None:
+        self.world: CaseWorld | None = None
+
+    def _world(self) -> CaseWorld:
+        # A task left over from an earlier test's (terminated) workflow is refused rather than
+        # recorded in this test's world.
+        world = self.world
+        wid = activity.info().workflow_id
+        if world is None or wid is None or not world.owns(wid):
+            raise ApplicationError(f"{wid} belongs to no running test", non_retryable=True)
+        return world
+
+    @activity.defn(name=REFERRAL_TRIAGE_FACTS_ACTIVITY)
+    async def triage_facts(self, inp: TriageFactsInput) -> TriageFacts:
+        return await self._world().triage_facts(inp)
+
+    @activity.defn(name=REFERRAL_EPISODE_FACTS_ACTIVITY)
+    async def episode_facts(self, inp: EpisodeFactsInput) -> EpisodeFacts:
+        return await self._world().episode_facts(inp)
+
+    @activity.defn(name=REFERRAL_OPEN_FOR_CONSIDERATION_ACTIVITY)
+    async def open_for_consideration(
+        self, inp: OpenForConsiderationInput
+    ) -> OpenedForConsideration:
+        return await self._world().open_for_consideration(inp)
+
+    @activity.defn(name=REFERRAL_RECORD_STAGE_ACTIVITY)
+    async def record_stage(self, inp: RecordStageInput) -> RecordStageResult:
+        return await self._world().record_stage(inp)
+
+    @activity.defn(name=REFERRAL_RECORD_EPISODE_ACTIVITY)
+    async def record_episode(self, inp: RecordEpisodeInput) -> RecordEpisodeResult:
+        return await self._world().record_episode(inp)
+
+    @activity.defn(name=REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY)
+    async def record_authority_told(
+        self, inp: RecordAuthorityToldInput
+    ) -> RecordAuthorityToldResult:
+        return await self._world().record_authority_told(inp)
+
+    @activity.defn(name=TRIAGE_EVALUATE_ACTIVITY)
+    async def evaluate(self, inp: TriageInput) -> TriageResult:
+        return await self._world().evaluate(inp)
+
+    @activity.defn(name=NOTIFICATIONS_PUBLISH_ACTIVITY)
+    async def publish(self, inp: PublishEvents) -> Published:
+        return await self._world().publish(inp)
 
 
 @asynccontextmanager
-async def case_world(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
+async def case_activities(client: Client) -> AsyncIterator[CaseActivities]:
+    host = CaseActivities()
+    queues: list[tuple[str, list[Callable[..., Any]]]] = [
+        (
+            REFERRAL_TASK_QUEUE,
+            [
+                host.triage_facts,
+                host.record_stage,
+                host.record_authority_told,
+                host.episode_facts,
+                host.open_for_consideration,
+                host.record_episode,
+            ],
+        ),
+        (TRIAGE_TASK_QUEUE, [host.evaluate]),
+        (NOTIFICATIONS_TASK_QUEUE, [host.publish]),
+    ]
+    async with AsyncExitStack() as stack:
+        for queue, acts in queues:
+            await stack.enter_async_context(Worker(client, task_queue=queue, activities=acts))
+        yield host
+
+
+@asynccontextmanager
+async def case_world(
+    env: WorkflowEnvironment, task_queue: str, activities: CaseActivities | None = None
+) -> AsyncIterator[CaseWorld]:
+    """A test's world. Pass the test's ``activities``; without them (a one-off script)
+    the world starts its own stand-in workers."""
     client = env.client
     world = CaseWorld(client, task_queue, env)
     async with AsyncExitStack() as stack:
+        if activities is None:
+            activities = await stack.enter_async_context(case_activities(client))
+        # A fresh task queue per test for the workflows themselves: no stale poll can take
+        # this test's workflow tasks.
         await stack.enter_async_context(
             Worker(
                 client,
@@ -226,22 +344,15 @@ async def case_world(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator
                 workflows=[ReferralWorkflow, MissingEpisodeWorkflow],
             )
         )
-        queues: list[tuple[str, list[Callable[..., Any]]]] = [
-            (
-                REFERRAL_TASK_QUEUE,
-                [
-                    world.triage_facts,
-                    world.record_stage,
-                    world.episode_facts,
-                    world.open_for_consideration,
-                ],
-            ),
-            (TRIAGE_TASK_QUEUE, [world.evaluate]),
-            (NOTIFICATIONS_TASK_QUEUE, [world.publish]),
-        ]
-        for queue, acts in queues:
-            await stack.enter_async_context(Worker(client, task_queue=queue, activities=acts))
+        activities.world = world
         try:
             yield world
         finally:
             await world.end_everything()
+            activities.world = None
+
+
+def agreed_action(now: datetime, **fields: Any) -> NewAction:
+    """An action as a chair agrees it at ``now``: the time-skipping server's clock, which runs
+    months or years ahead of the wall clock the API's "due within a year" check reads."""
+    return NewAction.model_validate(fields, context={"now": now})

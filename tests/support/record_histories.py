@@ -3,9 +3,10 @@
     .venv/bin/python -m tests.support.record_histories
 
 Runs representative cases on the time-skipping test server (real rules engine) and saves
-each history to ``tests/workflows/histories/``. Re-record only when a workflow version is
-released; the replay test then proves later code still replays these (use
-``workflow.patched`` for any change that would not).
+each history to ``tests/workflows/histories/``, its payloads encrypted with the test tier's
+fixed key (``tests/support/codec.py``), which the replay test holds. Re-record only when a
+workflow version is released; the replay test then proves later code still replays these
+(use ``workflow.patched`` for any change that would not).
 """
 
 from __future__ import annotations
@@ -16,30 +17,31 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from mset_contract.cases import NewAction
 from mset_contract.referral_workflow import (
-    UPDATE_ACTION_PROGRESS,
-    UPDATE_EXIT,
-    UPDATE_MSET_REVIEW,
-    UPDATE_PRE_MSET_DECISION,
-    UPDATE_RECORD_RETURN,
-    UPDATE_RECORD_RHI,
     ActionProgressInput,
     ActionProgressRecorded,
-    CaseExited,
-    DecisionRecorded,
     ExitCaseInput,
+    ExitResult,
     MsetReviewInput,
     MsetReviewRecorded,
-    NewAction,
     PreMsetDecisionInput,
+    PreMsetDecisionResult,
     ReturnInput,
     ReturnRecorded,
     RhiOutcomeInput,
     RhiRecorded,
     StartMissingEpisodeInput,
+)
+from mset_contract.temporal import (
+    MISSING_EPISODE_RECORD_RETURN_UPDATE,
+    MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE,
+    REFERRAL_EXIT_CASE_UPDATE,
+    REFERRAL_RECORD_ACTION_PROGRESS_UPDATE,
+    REFERRAL_RECORD_MSET_REVIEW_UPDATE,
+    REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE,
     missing_episode_workflow_id,
 )
 from mset_contract.vocab import (
@@ -52,7 +54,9 @@ from mset_contract.vocab import (
     Stage,
 )
 from tests.support.case_world import CaseWorld, case_world, triage_engine
+from tests.support.codec import DATA_CONVERTER
 from tests.support.temporal import register_search_attributes
+from tests.support.wait import outcome, poll, settled, skip
 from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
@@ -63,27 +67,26 @@ POLICE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
 
 
 async def _await_stage(handle: WorkflowHandle[ReferralWorkflow, object], stage: Stage) -> None:
-    for _ in range(200):
-        state = await handle.query(ReferralWorkflow.state)
-        if state is not None and state.stage == stage:
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"never reached {stage}")
+    await poll(
+        lambda: handle.query(ReferralWorkflow.state),
+        lambda s: s is not None and s.stage == stage,
+        what=f"stage {stage}",
+    )
 
 
 async def full_lifecycle(world: CaseWorld, env: WorkflowEnvironment) -> str:
     handle = await world.start_case()
     await _await_stage(handle, Stage.awaiting_pre_mset)
     await handle.execute_update(
-        UPDATE_PRE_MSET_DECISION,
+        REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE,
         PreMsetDecisionInput(
             outcome=PreMsetOutcome.meets_criteria, level=RiskLevel.medium, decided_by=CHAIR
         ),
-        result_type=DecisionRecorded,
+        result_type=PreMsetDecisionResult,
     )
     now = await env.get_current_time()
     review = await handle.execute_update(
-        UPDATE_MSET_REVIEW,
+        REFERRAL_RECORD_MSET_REVIEW_UPDATE,
         MsetReviewInput(
             level=RiskLevel.medium,
             decided_by=CHAIR,
@@ -99,19 +102,19 @@ async def full_lifecycle(world: CaseWorld, env: WorkflowEnvironment) -> str:
         ),
         result_type=MsetReviewRecorded,
     )
-    await env.sleep(timedelta(days=11))  # the reminder and the overdue escalation fire
-    await asyncio.sleep(0.5)
+    await skip(env, timedelta(days=11))  # the reminder and the overdue escalation fire
+    await settled(handle)
     await handle.execute_update(
-        UPDATE_ACTION_PROGRESS,
+        REFERRAL_RECORD_ACTION_PROGRESS_UPDATE,
         ActionProgressInput(action_id=review.action_ids[0], note="Done.", completed=True, by=CHAIR),
         result_type=ActionProgressRecorded,
     )
     await handle.execute_update(
-        UPDATE_EXIT,
+        REFERRAL_EXIT_CASE_UPDATE,
         ExitCaseInput(reason=ExitReason.sufficiently_safe, decided_by=CHAIR),
-        result_type=CaseExited,
+        result_type=ExitResult,
     )
-    await handle.result()
+    await outcome(env, handle)
     return handle.id
 
 
@@ -119,16 +122,16 @@ async def not_met(world: CaseWorld, env: WorkflowEnvironment) -> str:
     handle = await world.start_case()
     await _await_stage(handle, Stage.awaiting_pre_mset)
     await handle.execute_update(
-        UPDATE_PRE_MSET_DECISION,
+        REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE,
         PreMsetDecisionInput(
             outcome=PreMsetOutcome.not_met,
             level=RiskLevel.low,
             rationale="Advice to the case holder.",
             decided_by=CHAIR,
         ),
-        result_type=DecisionRecorded,
+        result_type=PreMsetDecisionResult,
     )
-    await handle.result()
+    await outcome(env, handle)
     return handle.id
 
 
@@ -147,12 +150,14 @@ async def missing_breach(world: CaseWorld, env: WorkflowEnvironment) -> str:
         task_queue=world.task_queue,
     )
     await handle.execute_update(
-        UPDATE_RECORD_RETURN, ReturnInput(returned_at=now), result_type=ReturnRecorded
+        MISSING_EPISODE_RECORD_RETURN_UPDATE,
+        ReturnInput(returned_at=now),
+        result_type=ReturnRecorded,
     )
-    await env.sleep(timedelta(hours=73))
-    await asyncio.sleep(0.5)
+    await skip(env, timedelta(hours=73))
+    await settled(handle)
     await handle.execute_update(
-        UPDATE_RECORD_RHI,
+        MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE,
         RhiOutcomeInput(
             outcome=RhiOutcome.refused_by_parent_carer,
             offered_at=now + timedelta(hours=75),
@@ -160,13 +165,13 @@ async def missing_breach(world: CaseWorld, env: WorkflowEnvironment) -> str:
         ),
         result_type=RhiRecorded,
     )
-    await handle.result()
+    await outcome(env, handle)
     return handle.id
 
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN), data_converter=pydantic_data_converter
+        test_server_existing_path=str(BIN), data_converter=DATA_CONVERTER
     )
     try:
         await register_search_attributes(env.client)

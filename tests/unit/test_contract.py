@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from mset_contract.catalogue import available_versions, load_catalogue
-from mset_contract.edge import field_errors
+from mset_contract.cases import MsetReviewRequest, NewAction, PreMsetDecisionRequest
+from mset_contract.catalogue import UnknownCatalogueVersion, available_versions, load_catalogue
 from mset_contract.referral import ReferralCreate, referral_example
+from mset_contract.referral_workflow import (
+    MsetReviewInput,
+    PreMsetDecisionInput,
+    SentEscalation,
+    escalation_key,
+    update_input,
+)
+from mset_contract.triage import Escalation, EscalationKind, Urgency
 from mset_contract.types import age_on, today_uk
-from mset_contract.vocab import IndicatorArea, IndicatorKind, RiskLevel, Stage
+from mset_contract.vocab import IndicatorArea, IndicatorKind, PreMsetOutcome, RiskLevel, Stage
+from mset_platform.edge import field_errors
 
 
 def errors_of(body: dict[str, Any]) -> dict[str, str]:
@@ -55,7 +65,7 @@ def test_unknown_catalogue_version_is_refused() -> None:
     body = referral_example()
     body["catalogue_version"] = "99"
     assert "catalogue_version" in errors_of(body)
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownCatalogueVersion):
         load_catalogue("99")
 
 
@@ -136,3 +146,53 @@ def test_vocabularies() -> None:
     assert Stage("awaiting_pre_mset") is Stage.awaiting_pre_mset
     with pytest.raises(ValueError):
         RiskLevel("severe")
+
+
+def test_a_sent_escalation_is_a_model_and_its_key_keeps_the_saved_format() -> None:
+    due = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    esc = Escalation(
+        kind=EscalationKind.rhi_not_offered,
+        urgency=Urgency.same_day,
+        notify=[],
+        reason="no interview offered",
+        rule="rhi.not_offered",
+        subject="ep/1",
+        due_at=due,
+    )
+    sent = SentEscalation.of(esc)
+    assert (sent.kind, sent.subject, sent.due_at) == (EscalationKind.rhi_not_offered, "ep/1", due)
+    # The key is in saved workflow state (de-duplication): its format must not change.
+    assert escalation_key(esc) == sent.key == f"rhi_not_offered/ep/1/{due.isoformat()}"
+    assert SentEscalation.from_key(sent.key) == sent
+    # Dated from the child's birthday: neither the date nor a subject leaves the triage result.
+    adult = esc.model_copy(update={"kind": EscalationKind.transition_to_adult_services})
+    assert SentEscalation.of(adult) == SentEscalation(kind=adult.kind)
+    assert escalation_key(adult) == "transition_to_adult_services//"
+
+
+def test_an_update_input_is_its_request_plus_who_decided_and_keeps_its_payload_shape() -> None:
+    chair = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
+    body = {
+        "kind": "mset_review",
+        "level": "high",
+        "rationale": "New intelligence.",
+        "actions": [NewAction.model_json_schema()["examples"][0]],
+        "raise_lmaps": {"reason": "Two linked adults."},
+    }
+    request = MsetReviewRequest.model_validate(body)
+    inp = update_input(MsetReviewInput, request, decided_by=chair, review_id="item-1")
+    assert inp.actions == request.actions and inp.decided_by == chair
+    # What the workflow receives (and its saved histories hold): no "kind", and an LMAPS
+    # referral's free-text reason stays with the meeting service.
+    assert set(inp.model_dump()) == {
+        "level", "rationale", "actions", "decided_by", "meeting_id", "review_id"
+    }  # fmt: skip
+    pre = update_input(
+        PreMsetDecisionInput,
+        PreMsetDecisionRequest(outcome=PreMsetOutcome.not_met, level=RiskLevel.low),
+        decided_by=chair,
+    )
+    assert set(pre.model_dump()) == {
+        "outcome", "level", "rationale", "decided_by", "meeting_id", "information_due_days",
+        "decision_id",
+    }  # fmt: skip

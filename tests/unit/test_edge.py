@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from mset_contract.auth import credential_hash, new_secret
-from mset_contract.edge import BodyLimit, RequireJson, install_error_handlers
+from mset_platform.edge import BodyLimit, RequireJson, install_error_handlers
 
 
 class Thing(BaseModel):

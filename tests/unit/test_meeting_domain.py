@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from mset_contract.auth import Principal
+from mset_contract.cases import MsetReviewRequest, PreMsetDecisionRequest
 from mset_contract.meeting import (
     AgendaItemPublic,
     AgendaReason,
     ItemDecisionPublic,
     MeetingCreate,
-    MsetReviewCreate,
-    PreMsetDecisionCreate,
 )
 from mset_contract.referral_workflow import (
     ActionProgress,
@@ -24,9 +23,11 @@ from mset_contract.referral_workflow import (
     MsetReviewRecord,
     PreMsetDecisionRecord,
     ReferralState,
+    SentEscalation,
     StageChange,
     TriageSummary,
 )
+from mset_contract.triage import EscalationKind
 from mset_contract.vocab import (
     ActionAim,
     ActionTarget,
@@ -209,17 +210,21 @@ def test_mset_agenda_new_cases_reviews_due_before_the_meeting_and_breaches() -> 
     assert by_case[breached.referral_id].waiting_since == overdue_action.due_at
 
 
+def sent(kind: EscalationKind, subject: str | None, due_at: datetime) -> SentEscalation:
+    return SentEscalation(kind=kind, subject=subject, due_at=due_at)
+
+
 def test_escalations_count_as_breaches_only_since_the_panel_last_decided() -> None:
     last = NOW - timedelta(days=10)
     state = case(
         Stage.active_plan,
         next_review_due=HELD + timedelta(days=20),
         reviews=[review(last)],
-        escalations_sent=[
-            f"rhi_not_offered/ep-1/{(last - timedelta(days=3)).isoformat()}",  # considered
-            f"rhi_not_offered/ep-2/{(last + timedelta(days=3)).isoformat()}",  # since
-            f"reassessment_overdue//{(last + timedelta(days=1)).isoformat()}",
-            f"high_risk//{(last + timedelta(days=1)).isoformat()}",  # not a breach
+        escalations=[
+            sent(EscalationKind.rhi_not_offered, "ep-1", last - timedelta(days=3)),  # considered
+            sent(EscalationKind.rhi_not_offered, "ep-2", last + timedelta(days=3)),  # since
+            sent(EscalationKind.reassessment_overdue, None, last + timedelta(days=1)),
+            sent(EscalationKind.high_risk, None, last + timedelta(days=1)),  # not a breach
         ],
     )
 
@@ -346,8 +351,8 @@ def test_who_may_do_what() -> None:
 
 
 def test_a_decision_must_be_of_the_meetings_kind() -> None:
-    pre = PreMsetDecisionCreate(kind="pre_mset", outcome=PreMsetOutcome.not_met, level="low")
-    review_ = MsetReviewCreate(kind="mset_review", level=RiskLevel.high)
+    pre = PreMsetDecisionRequest(kind="pre_mset", outcome=PreMsetOutcome.not_met, level="low")
+    review_ = MsetReviewRequest(kind="mset_review", level=RiskLevel.high)
     check_decision(MeetingKind.pre_mset, pre, NOW)
     check_decision(MeetingKind.mset, review_, NOW)
     with pytest.raises(DecisionInvalid) as err:
@@ -356,7 +361,7 @@ def test_a_decision_must_be_of_the_meetings_kind() -> None:
 
 
 def test_an_action_due_in_the_past_is_refused_naming_it() -> None:
-    body = MsetReviewCreate.model_validate(
+    body = MsetReviewRequest.model_validate(
         {
             "kind": "mset_review",
             "level": "high",
@@ -407,10 +412,23 @@ def test_a_decision_already_in_the_case_is_read_back_from_it() -> None:
 
 
 def test_settings_read_authorities_and_refuse_an_unknown_time_zone() -> None:
-    s = MeetingSettings.model_validate({"authorities": "northshire, eastmoor,westdale"})
-    assert s.authorities == ["northshire", "eastmoor", "westdale"]
+    s = MeetingSettings.model_validate({"authorities": "northshire, eastmoor,westdale,eastmoor"})
+    assert s.authorities == ["northshire", "eastmoor", "westdale"]  # a repeated name, once
     assert s.schedule_day_hour(MeetingKind.mset) == (s.mset_day, s.mset_hour)
     with pytest.raises(ValueError, match="time zone"):
         MeetingSettings.model_validate({"schedule_timezone": "Europe/Nowhere"})
     with pytest.raises(ValueError):
         MeetingSettings.model_validate({"authorities": "Not An Authority"})
+
+
+def test_the_meeting_names_the_decision_itself() -> None:
+    body = PreMsetDecisionRequest(
+        kind="pre_mset", outcome=PreMsetOutcome.not_met, level=RiskLevel.low, decision_id="x"
+    )
+    with pytest.raises(DecisionInvalid) as err:
+        check_decision(MeetingKind.pre_mset, body, NOW)
+    assert err.value.field == "decision_id"
+    review_ = MsetReviewRequest(kind="mset_review", level=RiskLevel.high, meeting_id=CHAIR)
+    with pytest.raises(DecisionInvalid) as err:
+        check_decision(MeetingKind.mset, review_, NOW)
+    assert err.value.field == "meeting_id"

@@ -7,15 +7,19 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from mset_contract.cases import (
+    LmapsReferralRequest,
+    MsetReviewRequest,
+    NewAction,
+    PreMsetDecisionRequest,
+)
 from mset_contract.meeting import (
-    ActionCreate,
     AttendanceUpdate,
     Attendee,
     DecisionCreate,
-    LmapsReferralCreate,
+    MeetingClose,
     MeetingCreate,
-    MsetReviewCreate,
-    PreMsetDecisionCreate,
+    ScheduleTrigger,
 )
 from services.meeting.api import create_app
 from services.meeting.settings import MeetingSettings
@@ -24,10 +28,12 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     MeetingCreate,
     AttendanceUpdate,
     Attendee,
-    PreMsetDecisionCreate,
-    MsetReviewCreate,
-    ActionCreate,
-    LmapsReferralCreate,
+    PreMsetDecisionRequest,
+    MsetReviewRequest,
+    NewAction,
+    LmapsReferralRequest,
+    ScheduleTrigger,
+    MeetingClose,
 ]
 
 
@@ -51,6 +57,12 @@ def test_every_request_body_in_the_openapi_document_has_examples() -> None:
         "POST /v1/meetings",
         "PUT /v1/meetings/{meeting_id}/attendance",
         "POST /v1/meetings/{meeting_id}/items/{item_id}/decision",
+        # Issue 10, defect 5: closing carries undecided items over, when asked to.
+        "POST /v1/meetings/{meeting_id}/close",
+        # Issue 10, defect 6: the referral API's decisions with a meeting_id come this way.
+        "POST /v1/meetings/{meeting_id}/cases/{referral_id}/decision",
+        # Issue 10, defect 6: a meeting called now is held when the coordinator says.
+        "POST /v1/schedules/{local_authority}/{kind}/trigger",
     }
     decision = TypeAdapter(DecisionCreate)
     for name, body in bodies:
@@ -59,3 +71,9 @@ def test_every_request_body_in_the_openapi_document_has_examples() -> None:
         if name.endswith("/decision"):
             for ex in examples.values():
                 decision.validate_python(ex["value"])
+        if name.endswith("/close"):
+            for ex in examples.values():
+                MeetingClose.model_validate(ex["value"])
+        if name.endswith("/trigger"):
+            for ex in examples.values():
+                ScheduleTrigger.model_validate(ex["value"])

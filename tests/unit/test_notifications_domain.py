@@ -15,6 +15,7 @@ from mset_contract.events import EscalationTargetRef, high_risk_escalation
 from mset_contract.triage import AgencyDesignation
 from mset_contract.vocab import AgencyType, Role
 from services.notifications.domain import (
+    Target,
     UnresolvableTarget,
     backoff_seconds,
     compose_email,
@@ -24,14 +25,21 @@ from services.notifications.domain import (
     resolve_targets,
     visible_to,
 )
+from services.notifications.mailer import mime
 from services.notifications.settings import DEFAULT_LADDER, NotificationsSettings
+from services.notifications.store import EmailMessage
 from services.notifications.webhooks import signature_header, subscription_secret, verify
 
 AGENCY = uuid.uuid4()
 
 
 def user(
-    role: Role, agency: uuid.UUID = AGENCY, type_: AgencyType = AgencyType.police
+    role: Role,
+    agency: uuid.UUID = AGENCY,
+    type_: AgencyType = AgencyType.police,
+    serves: tuple[str, ...] = (),
+    agency_authority: str | None = None,
+    rhi_provider_for: tuple[str, ...] = (),
 ) -> Principal:
     return Principal(
         kind="user",
@@ -41,10 +49,22 @@ def user(
         user_id=uuid.uuid4(),
         user_name="u",
         role=role,
+        authorities=serves,
+        agency_authority=agency_authority,
+        rhi_provider_for=rhi_provider_for,
     )
 
 
-def test_each_designation_resolves_to_an_agency_or_an_agency_type() -> None:
+def target(
+    designation: AgencyDesignation,
+    role: Role | None,
+    agency_id: uuid.UUID | None = None,
+    authority: str = "northshire",
+) -> Target:
+    return Target(designation, None, role, agency_id, authority)
+
+
+def test_each_designation_resolves_to_an_agency_or_an_authority() -> None:
     owner = uuid.uuid4()
     event = high_risk_escalation(uuid.uuid4(), AGENCY, "northshire", datetime.now(UTC))
     event = event.model_copy(
@@ -64,13 +84,14 @@ def test_each_designation_resolves_to_an_agency_or_an_agency_type() -> None:
             ]
         }
     )
-    got = [(t.role, t.agency_id, t.agency_type, t.authority) for t in resolve_targets(event)]
+    # Routing by authority (issue 10): authority-level targets name no agency type any more.
+    got = [(t.role, t.agency_id, t.authority) for t in resolve_targets(event)]
     assert got == [
-        (Role.manager, AGENCY, None, "northshire"),
-        (Role.manager, owner, None, "northshire"),
-        (Role.chair, None, AgencyType.local_authority, "northshire"),
-        (Role.coordinator, None, AgencyType.local_authority, "eastmoor"),
-        (Role.manager, None, AgencyType.voluntary_provider, "northshire"),
+        (Role.manager, AGENCY, "northshire"),
+        (Role.manager, owner, "northshire"),
+        (Role.chair, None, "northshire"),
+        (Role.coordinator, None, "eastmoor"),
+        (Role.manager, None, "northshire"),
     ]
 
 
@@ -89,17 +110,53 @@ def test_a_target_the_event_does_not_pin_down_is_refused(ref: EscalationTargetRe
 
 def test_an_item_is_seen_by_its_role_at_its_agency_only() -> None:
     other = uuid.uuid4()
-    assert visible_to(user(Role.manager), Role.manager, AGENCY, None)
-    assert not visible_to(user(Role.manager, other), Role.manager, AGENCY, None)
-    assert not visible_to(user(Role.coordinator), Role.manager, AGENCY, None)
+    referring = AgencyDesignation.referring_agency
+    assert visible_to(user(Role.manager), target(referring, Role.manager, AGENCY))
+    assert not visible_to(user(Role.manager, other), target(referring, Role.manager, AGENCY))
+    assert not visible_to(user(Role.coordinator), target(referring, Role.manager, AGENCY))
     # The case holder (no role): anyone at the agency.
-    assert visible_to(user(Role.provider), None, AGENCY, None)
-    # Authority level: the role at agencies of that type.
-    la = AgencyType.local_authority
-    assert visible_to(user(Role.chair, other, la), Role.chair, None, la)
-    assert not visible_to(user(Role.chair, other, AgencyType.police), Role.chair, None, la)
+    assert visible_to(user(Role.provider), target(referring, None, AGENCY))
     agency_key = user(Role.manager).model_copy(update={"kind": "agency", "role": None})
-    assert not visible_to(agency_key, None, AGENCY, None)
+    assert not visible_to(agency_key, target(referring, None, AGENCY))
+
+
+def test_an_authority_item_is_seen_by_the_role_among_those_serving_the_authority() -> None:
+    """Issue 10: by the authorities a person serves, whatever their agency's type (this used
+    to be "the role at any local-authority agency")."""
+    la = AgencyDesignation.local_authority
+    chair_item = target(la, Role.chair)
+    assert visible_to(user(Role.chair, serves=("northshire",)), chair_item)
+    assert visible_to(
+        user(
+            Role.chair, uuid.uuid4(), AgencyType.childrens_social_care, ("eastmoor", "northshire")
+        ),
+        chair_item,
+    )
+    assert not visible_to(
+        user(Role.chair, uuid.uuid4(), AgencyType.local_authority, ("eastmoor",)), chair_item
+    )
+    # No authorities recorded: serves none.
+    assert not visible_to(user(Role.chair, uuid.uuid4(), AgencyType.local_authority), chair_item)
+    assert not visible_to(user(Role.coordinator, serves=("northshire",)), chair_item)
+    found = target(AgencyDesignation.other_authority, Role.coordinator, authority="eastmoor")
+    assert visible_to(user(Role.coordinator, serves=("eastmoor",)), found)
+    assert not visible_to(user(Role.coordinator, serves=("northshire",)), found)
+
+
+def test_an_rhi_item_is_seen_by_the_managers_of_the_authoritys_rhi_provider() -> None:
+    rhi = target(AgencyDesignation.rhi_provider, Role.manager)
+    other = AgencyType.other
+    vol = AgencyType.voluntary_provider
+    commissioned = user(Role.manager, uuid.uuid4(), other, rhi_provider_for=("northshire",))
+    assert visible_to(commissioned, rhi)
+    assert not visible_to(user(Role.manager, uuid.uuid4(), other, ("northshire",)), rhi)
+    assert visible_to(user(Role.manager, uuid.uuid4(), vol, agency_authority="northshire"), rhi)
+    assert visible_to(user(Role.manager, uuid.uuid4(), vol, serves=("northshire",)), rhi)
+    assert not visible_to(user(Role.manager, uuid.uuid4(), vol, serves=("eastmoor",)), rhi)
+    assert not visible_to(user(Role.manager, uuid.uuid4(), vol), rhi)
+    assert not visible_to(
+        user(Role.provider, uuid.uuid4(), other, rhi_provider_for=("northshire",)), rhi
+    )
 
 
 def test_up_the_line_ends_with_the_chair() -> None:
@@ -150,14 +207,63 @@ def test_the_escalation_email_carries_codes_and_a_link_only() -> None:
     assert str(case) not in body  # the short ref is enough to talk about it
 
 
+def test_every_attempt_at_an_email_has_the_same_message_id() -> None:
+    # Mail systems keep one message per Message-ID: an e-mail sent again (its sender killed
+    # before it recorded the server's acceptance) must not arrive as a second message.
+    def outbox_row(row_id: uuid.UUID) -> EmailMessage:
+        return EmailMessage(
+            id=row_id,
+            inbox_item_id=uuid.uuid4(),
+            recipient="mset-managers@northshire.example",
+            subject="MSET: urgent escalation",
+            body="An escalation is in your inbox.",
+        )
+
+    row_id = uuid.uuid4()
+    first = mime(outbox_row(row_id), "MSET Flow <mset-flow@northshire.example>")
+    again = mime(outbox_row(row_id), "MSET Flow <mset-flow@northshire.example>")
+    other = mime(outbox_row(uuid.uuid4()), "MSET Flow <mset-flow@northshire.example>")
+    assert first["Message-ID"] == again["Message-ID"] == f"<{row_id}@northshire.example>"
+    assert other["Message-ID"] != first["Message-ID"]
+
+
 def test_inbox_item_ids_are_shared_by_the_inbox_and_email_consumers() -> None:
     e = uuid.uuid4()
     assert inbox_item_id(e, 0) == inbox_item_id(e, 0) != inbox_item_id(e, 1)
 
 
-def test_settings_refuse_the_dev_signing_key_in_production() -> None:
+def test_settings_refuse_the_dev_signing_key_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MSET_SERVICE_TOKEN", raising=False)  # the tests' own, set for all
     with pytest.raises(ValueError, match="SIGNING_KEY"):
-        NotificationsSettings(environment="production")
-    assert NotificationsSettings(environment="production", webhook_signing_key="s" * 40)
+        NotificationsSettings(environment="production", service_token="t" * 40)
+    # It holds the services' token too (it reports disclosures to the ledger): not the dev one.
+    with pytest.raises(ValueError, match="SERVICE_TOKEN"):
+        NotificationsSettings(environment="production", webhook_signing_key="s" * 40)
+    assert NotificationsSettings(
+        environment="production", webhook_signing_key="s" * 40, service_token="t" * 40
+    )
     with pytest.raises(ValueError, match="heartbeat"):
-        NotificationsSettings(session_timeout_ms=6000, heartbeat_interval_ms=3000)
+        NotificationsSettings(
+            environment="development", session_timeout_ms=6000, heartbeat_interval_ms=3000
+        )
+
+
+def test_a_heartbeat_that_cannot_be_delivered_ends_quietly() -> None:
+    # Seen when a worker stops with a publish running: the SDK's heartbeat hand-over times
+    # out in the side thread. Here there is no activity at all, so every heartbeat fails;
+    # the side thread must stop beating, not die with an unhandled error.
+    import threading
+
+    from services.notifications.activities import heartbeating
+
+    errors: list[threading.ExceptHookArgs] = []
+    before = threading.excepthook
+    threading.excepthook = errors.append
+    try:
+        with heartbeating(every=0.01):
+            pass
+    finally:
+        threading.excepthook = before
+    assert errors == []

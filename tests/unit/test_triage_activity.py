@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from temporalio import activity
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -16,6 +15,7 @@ from mset_contract.triage import TriageInput, TriageResult, triage_input_example
 from services.triage.activities import TriageActivities
 from services.triage.domain import Triage
 from services.triage.ruleset_config import packaged_rulesets_dir
+from tests.support.codec import DATA_CONVERTER
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +48,7 @@ async def test_an_unknown_rules_version_is_not_retried(triage: Triage) -> None:
 
 
 def test_input_and_result_survive_the_data_converter(triage: Triage) -> None:
-    converter = pydantic_data_converter.payload_converter
+    converter = DATA_CONVERTER.payload_converter
     inp = TriageInput.model_validate(triage_input_example())
     result = triage.evaluate(inp)
     (inp_payload, result_payload) = converter.to_payloads([inp, result])

@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from mset_contract.auth import Principal
 from mset_contract.triage import TriageResult, triage_input_example
 from mset_contract.vocab import AgencyType, Role
-from services.triage.api import SERVICE_PRINCIPAL, create_app
-from services.triage.domain import Triage
+from mset_platform.settings import DEV_SERVICE_TOKEN
+from services.triage.api import create_app
+from services.triage.domain import SERVICE_PRINCIPAL, Triage
 from services.triage.ruleset_config import packaged_rulesets_dir
-from services.triage.settings import DEV_SERVICE_TOKEN, TriageSettings
+from services.triage.settings import TriageSettings
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.unit
@@ -187,6 +188,14 @@ BAD_INPUT = [
         "missing_episodes",
     ),
     ("unknown rules version", _with(ruleset_version="9"), "ruleset_version"),
+    # Date arithmetic on these overflowed into a 500 (issue 11, finding 7).
+    ("as_of in year 1", _with(as_of="0001-01-01T00:00:00Z"), "as_of"),
+    ("as_of at the end of time", _with(as_of="9999-12-31T23:59:59Z"), "as_of"),
+    (
+        "episode in year 1",
+        _with(missing_episodes=[{"episode_ref": "E1", "reported_at": "0001-01-01T00:00:00Z"}]),
+        "missing_episodes.0.reported_at",
+    ),
 ]
 
 

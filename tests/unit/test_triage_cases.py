@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -267,13 +267,24 @@ CASES = [
         escalations={K.reassessment_overdue},
     ),
     Case("assessed 90 days ago", case(last_assessed_at=AS_OF - 90 * D), escalations=set()),
+    # The rules know the month the child turns 18, never the day; they count to its first
+    # day (as of 16 Nov 2026: 1 May 2027 is 166 days away, 1 June 197).
     Case(
-        "turns 18 in 183 days: transition planning",
-        case(age_years=17, days_until_18=183),
+        "turns 18 in May 2027: transition planning",
+        case(age_years=17, turns_18_month=date(2027, 5, 1)),
         escalations={K.transition_to_adult_services},
     ),
-    Case("turns 18 in 184 days", case(age_years=17, days_until_18=184), escalations=set()),
-    Case("already 18", case(age_years=18, days_until_18=-1), escalations=set()),
+    Case(
+        "turns 18 in June 2027",
+        case(age_years=17, turns_18_month=date(2027, 6, 1)),
+        escalations=set(),
+    ),
+    Case(
+        "turns 18 this month: maybe not 18 yet",
+        case(age_years=17, turns_18_month=date(2026, 11, 1)),
+        escalations={K.transition_to_adult_services},
+    ),
+    Case("already 18", case(age_years=18, turns_18_month=date(2026, 10, 1)), escalations=set()),
 ]  # fmt: skip
 
 
@@ -371,7 +382,7 @@ def test_timers_and_next_checks_come_from_the_rules(triage: Triage) -> None:
     result = triage.evaluate(
         case(
             age_years=17,
-            days_until_18=200,
+            turns_18_month=date(2027, 6, 1),  # 197 days from AS_OF to its first day
             missing_episodes=[episode("E1", reported=30 * H, returned=20 * H)],
             actions=[action("A1", 72 * H)],
             last_assessed_at=AS_OF - 10 * D,
@@ -386,7 +397,7 @@ def test_timers_and_next_checks_come_from_the_rules(triage: Triage) -> None:
         (K.action_due_soon, AS_OF + 24 * H, "A1"),
         (K.rhi_not_offered, AS_OF + 52 * H, "E1"),
         (K.action_overdue, AS_OF + 72 * H, "A1"),
-        (K.transition_to_adult_services, AS_OF + 17 * D, None),
+        (K.transition_to_adult_services, AS_OF + 14 * D, None),
         (K.reassessment_overdue, AS_OF + 81 * D, None),
     ]
 

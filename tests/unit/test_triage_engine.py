@@ -69,6 +69,43 @@ def test_sessions_that_fire_nothing_are_deleted_without_crashing() -> None:
     assert done.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("value", [1e-05, 2e-07, 1e20, -3e16, 3.4e-05])
+def test_facts_with_exponent_numbers_are_asserted_and_fire(value: float) -> None:
+    """Python writes some floats as ``1e-05`` (no fraction), which the engine's parser cannot
+    read: it dropped the whole batch and answered with an uninitialised state offset, and
+    the next call crashed the interpreter or fired nothing (a triage taken 0.864 s after the
+    last assessment is 1e-05 days). The check runs in a child process because the failure
+    is a crash."""
+    rules = {
+        "small": {"all": [{"m": {"$and": [{"t": "case"}, {"$lt": {"x": value + abs(value)}}]}}]}
+    }
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from services.triage.engine import RulesHost
+        rules, value = json.loads(sys.argv[1]), float(sys.argv[2])
+        host = RulesHost()
+        host.register("t", rules)
+        fired = []
+        for n in range(200):
+            with host.session("t") as s:
+                s.assert_facts([{"t": "case", "x": value, "n": n}])
+                s.run(lambda rule, facts: fired.append((rule, facts[0]["x"])))
+        assert fired == [("small", value)] * 200, fired[:3]
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(rules), repr(value)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+
+
 def test_a_failing_evaluation_still_deletes_its_session() -> None:
     host = RulesHost()
     host.register("t", YOUNG)

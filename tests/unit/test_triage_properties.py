@@ -16,7 +16,7 @@ from mset_contract.catalogue import load_catalogue
 from mset_contract.triage import ActionFact, MissingEpisodeFact, TriageInput
 from mset_contract.vocab import IndicatorKind, Recency, RiskLevel
 from services.triage.domain import Triage
-from services.triage.examples import AS_OF, OWNER, distinct_inputs, indicator
+from services.triage.examples import AS_OF, OWNER, distinct_inputs, indicator, months_after
 from services.triage.ruleset_config import packaged_rulesets_dir
 
 pytestmark = pytest.mark.unit
@@ -63,7 +63,7 @@ def triage_inputs(draw: st.DrawFn) -> TriageInput:
         as_of=AS_OF,
         local_authority="northshire",
         age_years=age,
-        days_until_18=draw(st.integers(min_value=-30, max_value=(18 - age) * 366 + 1)),
+        turns_18_month=months_after(AS_OF, draw(st.integers(-2, (18 - age) * 12 + 1))),
         referrer_level=draw(st.sampled_from(list(RiskLevel))),
         referrer_rationale_given=draw(st.booleans()),
         indicators=[indicator(c, draw(st.sampled_from(list(Recency)))) for c in codes],

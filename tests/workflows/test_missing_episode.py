@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from mset_contract.referral_workflow import (
-    UPDATE_RECORD_RETURN,
-    UPDATE_RECORD_RHI,
     EpisodeFacts,
     EpisodeStatus,
     MissingEpisodeState,
@@ -25,10 +22,15 @@ from mset_contract.referral_workflow import (
     RhiOutcomeInput,
     RhiRecorded,
     StartMissingEpisodeInput,
+)
+from mset_contract.temporal import (
+    MISSING_EPISODE_RECORD_RETURN_UPDATE,
+    MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE,
     missing_episode_workflow_id,
 )
 from mset_contract.vocab import RhiOutcome, Stage
-from tests.support.case_world import CaseWorld, case_world, facts_for
+from tests.support.case_world import CaseActivities, CaseWorld, case_world, facts_for
+from tests.support.wait import eventually, outcome, poll, settled, skip, terminate_settled
 from workflows.missing_episode import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 
@@ -37,8 +39,10 @@ PROVIDER = uuid.UUID("00000000-0000-4000-8000-0000000000b3")
 
 
 @pytest.fixture
-async def world(time_skipping: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
-    async with case_world(time_skipping, task_queue) as w:
+async def world(
+    time_skipping: WorkflowEnvironment, task_queue: str, case_activities: CaseActivities
+) -> AsyncIterator[CaseWorld]:
+    async with case_world(time_skipping, task_queue, case_activities) as w:
         yield w
 
 
@@ -65,22 +69,16 @@ async def returned(
     handle: WorkflowHandle[Any, Any], at: datetime, located: str | None = None
 ) -> ReturnRecorded:
     return await handle.execute_update(
-        UPDATE_RECORD_RETURN,
+        MISSING_EPISODE_RECORD_RETURN_UPDATE,
         ReturnInput(returned_at=at, located_in_authority=located),
         result_type=ReturnRecorded,
     )
 
 
 async def rhi(handle: WorkflowHandle[Any, Any], inp: RhiOutcomeInput) -> RhiRecorded:
-    return await handle.execute_update(UPDATE_RECORD_RHI, inp, result_type=RhiRecorded)
-
-
-async def eventually(check: Any, seconds: float = 5) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
+    return await handle.execute_update(
+        MISSING_EPISODE_RECORD_RHI_OUTCOME_UPDATE, inp, result_type=RhiRecorded
+    )
 
 
 async def test_rhi_not_offered_in_72_hours_escalates_to_the_provider_manager(
@@ -90,7 +88,7 @@ async def test_rhi_not_offered_in_72_hours_escalates_to_the_provider_manager(
     handle = await report(world, now - timedelta(hours=6))
     back = await returned(handle, now)
     assert back.rhi_due_at == now + timedelta(hours=72)  # the rules' deadline
-    await time_skipping.sleep(timedelta(hours=73))
+    await skip(time_skipping, timedelta(hours=73))
     await eventually(lambda: "rhi_not_offered" in world.escalations())
     escalation = next(e for e in world.events if e.get("kind") == "rhi_not_offered")
     assert {(t["role"], t["agency"]) for t in escalation["notify"]} >= {("manager", "rhi_provider")}
@@ -104,8 +102,25 @@ async def test_rhi_not_offered_in_72_hours_escalates_to_the_provider_manager(
             outcome=RhiOutcome.completed, offered_at=now + timedelta(hours=80), by=PROVIDER
         ),
     )
-    final = await handle.result()
+    final = await outcome(world.env, handle)
     assert final.status == EpisodeStatus.closed and final.rhi_deadline_breached
+
+
+async def test_the_same_return_again_gets_the_first_answer_and_another_is_refused(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    now = await time_skipping.get_current_time()
+    handle = await report(world, now - timedelta(hours=6))
+    first = await returned(handle, now - timedelta(minutes=5), located="eastmoor")
+    again = await returned(handle, now - timedelta(minutes=5), located="eastmoor")
+    assert again == first
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await returned(handle, now - timedelta(minutes=1))
+    assert "recorded already" in str(info.value.cause)
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert state is not None and state.returned_at == now - timedelta(minutes=5)
+    await settled(handle)
+    assert world.event_types().count("mset.missing_episode.returned") == 1
 
 
 async def test_rhi_offered_in_time_means_no_breach(
@@ -123,7 +138,7 @@ async def test_rhi_offered_in_time_means_no_breach(
         ),
     )
     assert done.status == EpisodeStatus.closed
-    final: MissingEpisodeState = await handle.result()
+    final: MissingEpisodeState = await outcome(world.env, handle)
     assert not final.rhi_deadline_breached
     assert "rhi_not_offered" not in world.escalations()
     assert "mset.missing_episode.rhi_recorded" in world.event_types()
@@ -148,7 +163,7 @@ async def test_invalid_records_are_refused(
     assert "reason_not_offered" in str(info.value.cause)
     state = await handle.query(MissingEpisodeWorkflow.state)
     assert state is not None and state.rhi_outcome is None
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_found_in_another_authority_tells_that_authority(
@@ -161,7 +176,7 @@ async def test_found_in_another_authority_tells_that_authority(
     other = next(e for e in world.events if e.get("kind") == "missing_in_other_authority")
     assert any(t["agency_ref"] == "eastmoor" for t in other["notify"])
     assert "repeat_missing" not in world.escalations()
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_repeat_missing_without_a_case_opens_a_referral_for_pre_mset(
@@ -175,20 +190,21 @@ async def test_repeat_missing_without_a_case_opens_a_referral_for_pre_mset(
         for d in (20, 45)
     ]
     world.episodes[episode_id] = EpisodeFacts(
-        local_authority="northshire", age_years=14, days_until_18=1200, other_episodes=earlier
+        local_authority="northshire",
+        age_years=14,
+        turns_18_month=date(2030, 3, 1),
+        other_episodes=earlier,
     )
     await returned(handle, now)
     await eventually(lambda: episode_id in world.opened)
     case = world.client.get_workflow_handle(f"referral-{world.opened[episode_id]}")
-    for _ in range(100):
-        state = await case.query(ReferralWorkflow.state)
-        if (
-            state is not None
-            and state.stage == Stage.awaiting_pre_mset
-            and len(state.missing_episodes) == 3
-        ):
-            break
-        await asyncio.sleep(0.05)
+    state = await poll(
+        lambda: case.query(ReferralWorkflow.state),
+        lambda s: (
+            s is not None and s.stage == Stage.awaiting_pre_mset and len(s.missing_episodes) == 3
+        ),
+        what="the opened case holds the three episodes",
+    )
     assert state is not None and state.stage == Stage.awaiting_pre_mset
     assert {e.episode_id for e in state.missing_episodes} == {
         episode_id,
@@ -198,21 +214,21 @@ async def test_repeat_missing_without_a_case_opens_a_referral_for_pre_mset(
     assert episode is not None and episode.case_referral_id == world.opened[episode_id]
     # The case, not the episode, escalates repeat missing: once.
     await eventually(lambda: "repeat_missing" in world.escalations())
-    await asyncio.sleep(0.3)
+    await settled(case)
     assert world.escalations().count("repeat_missing") == 1
-    await handle.terminate()
-    await case.terminate()
+    await terminate_settled(handle)
+    await terminate_settled(case)
 
 
 async def test_an_episode_counts_toward_the_childs_open_case(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
     case = await world.start_case(facts_for())
-    for _ in range(100):
-        s = await case.query(ReferralWorkflow.state)
-        if s is not None and s.stage == Stage.awaiting_pre_mset:
-            break
-        await asyncio.sleep(0.05)
+    await poll(
+        lambda: case.query(ReferralWorkflow.state),
+        lambda s: s is not None and s.stage == Stage.awaiting_pre_mset,
+        what="case awaiting Pre-MSET",
+    )
     case_id = uuid.UUID(case.id.removeprefix("referral-"))
     now = await time_skipping.get_current_time()
     handle = await report(world, now - timedelta(hours=4), case=case_id)
@@ -222,17 +238,13 @@ async def test_an_episode_counts_toward_the_childs_open_case(
         s = await case.query(ReferralWorkflow.state)
         return s is not None and any(e.returned_at == now for e in s.missing_episodes)
 
-    for _ in range(100):
-        if await case_knows():
-            break
-        await asyncio.sleep(0.05)
-    assert await case_knows()
+    await eventually(case_knows, what="the case knows of the return")
     # Past the deadline the case (not the episode) escalates, once.
-    await time_skipping.sleep(timedelta(hours=73))
+    await skip(time_skipping, timedelta(hours=73))
     await eventually(lambda: "rhi_not_offered" in world.escalations())
-    await asyncio.sleep(0.3)
+    await settled(case)
     assert world.escalations().count("rhi_not_offered") == 1
     breach = next(e for e in world.events if e.get("kind") == "rhi_not_offered")
     assert breach["subject"] == str(case_id)
-    await handle.terminate()
-    await case.terminate()
+    await terminate_settled(handle)
+    await terminate_settled(case)

@@ -6,7 +6,6 @@ record kept, the stages written to the read model, and the events published (who
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -16,27 +15,31 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from mset_contract.cases import ExitAction
 from mset_contract.referral_workflow import (
-    UPDATE_ACTION_PROGRESS,
-    UPDATE_EXIT,
-    UPDATE_MSET_REVIEW,
-    UPDATE_PRE_MSET_DECISION,
     ActionProgressInput,
     ActionProgressRecorded,
-    CaseExited,
-    DecisionRecorded,
     ExitCaseInput,
+    ExitResult,
     MissingEpisodeSignal,
     MissingEpisodeSummary,
     MsetReviewInput,
     MsetReviewRecorded,
-    NewAction,
     PreMsetDecisionInput,
+    PreMsetDecisionResult,
     ReassessedSignal,
     ReferralState,
 )
+from mset_contract.temporal import (
+    REFERRAL_EXIT_CASE_UPDATE,
+    REFERRAL_RECORD_ACTION_PROGRESS_UPDATE,
+    REFERRAL_RECORD_MSET_REVIEW_UPDATE,
+    REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE,
+)
+from mset_contract.types import month_of, today_uk
 from mset_contract.vocab import (
     ActionAim,
+    ActionDisposition,
     ActionTarget,
     ExitReason,
     PreMsetOutcome,
@@ -44,7 +47,14 @@ from mset_contract.vocab import (
     RiskLevel,
     Stage,
 )
-from tests.support.case_world import CaseWorld, case_world, facts_for
+from tests.support.case_world import (
+    CaseActivities,
+    CaseWorld,
+    agreed_action,
+    case_world,
+    facts_for,
+)
+from tests.support.wait import eventually, outcome, poll, settled, skip, terminate_settled
 from workflows.referral import DEFAULT_HISTORY_LIMIT, ReferralWorkflow
 
 CHAIR = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
@@ -63,29 +73,37 @@ HIGH = [*MEDIUM, ("SXH-03", Recency.current)]  # disclosed sexual abuse, current
 
 
 @pytest.fixture
-async def world(time_skipping: WorkflowEnvironment, task_queue: str) -> AsyncIterator[CaseWorld]:
-    async with case_world(time_skipping, task_queue) as w:
+async def world(
+    time_skipping: WorkflowEnvironment, task_queue: str, case_activities: CaseActivities
+) -> AsyncIterator[CaseWorld]:
+    async with case_world(time_skipping, task_queue, case_activities) as w:
         yield w
 
 
-async def decide(handle: WorkflowHandle[Any, Any], d: PreMsetDecisionInput) -> DecisionRecorded:
-    return await handle.execute_update(UPDATE_PRE_MSET_DECISION, d, result_type=DecisionRecorded)
+async def decide(
+    handle: WorkflowHandle[Any, Any], d: PreMsetDecisionInput
+) -> PreMsetDecisionResult:
+    return await handle.execute_update(
+        REFERRAL_RECORD_PRE_MSET_DECISION_UPDATE, d, result_type=PreMsetDecisionResult
+    )
 
 
 async def review(handle: WorkflowHandle[Any, Any], r: MsetReviewInput) -> MsetReviewRecorded:
-    return await handle.execute_update(UPDATE_MSET_REVIEW, r, result_type=MsetReviewRecorded)
+    return await handle.execute_update(
+        REFERRAL_RECORD_MSET_REVIEW_UPDATE, r, result_type=MsetReviewRecorded
+    )
 
 
 async def progress(
     handle: WorkflowHandle[Any, Any], p: ActionProgressInput
 ) -> ActionProgressRecorded:
     return await handle.execute_update(
-        UPDATE_ACTION_PROGRESS, p, result_type=ActionProgressRecorded
+        REFERRAL_RECORD_ACTION_PROGRESS_UPDATE, p, result_type=ActionProgressRecorded
     )
 
 
-async def exit_(handle: WorkflowHandle[Any, Any], e: ExitCaseInput) -> CaseExited:
-    return await handle.execute_update(UPDATE_EXIT, e, result_type=CaseExited)
+async def exit_(handle: WorkflowHandle[Any, Any], e: ExitCaseInput) -> ExitResult:
+    return await handle.execute_update(REFERRAL_EXIT_CASE_UPDATE, e, result_type=ExitResult)
 
 
 async def state_of(handle: WorkflowHandle[Any, Any]) -> ReferralState:
@@ -95,21 +113,23 @@ async def state_of(handle: WorkflowHandle[Any, Any]) -> ReferralState:
 
 
 async def until(
-    handle: WorkflowHandle[Any, Any], check: Callable[[ReferralState], bool], seconds: float = 10
+    handle: WorkflowHandle[Any, Any], check: Callable[[ReferralState], bool]
 ) -> ReferralState:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        state = await handle.query(ReferralWorkflow.state)
-        if state is not None and check(state):
-            return state
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; state: {state}")
-        await asyncio.sleep(0.05)
+    state = await poll(
+        lambda: handle.query(ReferralWorkflow.state),
+        lambda s: s is not None and check(s),
+        what="case state",
+    )
+    assert state is not None
+    return state
 
 
 async def awaiting_pre_mset(world: CaseWorld, indicators: Any = MEDIUM) -> WorkflowHandle[Any, Any]:
     handle = await world.start_case(facts_for(indicators))
     await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
+    # The stage is set before its event is published: let the publishing finish, so a test
+    # comparing events before and after a step sees only what that step caused.
+    await settled(handle)
     return handle
 
 
@@ -128,7 +148,7 @@ async def test_submission_is_triaged_and_waits_for_pre_mset(world: CaseWorld) ->
     # Nothing about the child in any event: ids, codes, levels and dates only.
     for event in world.events:
         assert "date_of_birth" not in str(event) and "rationale" not in str(event)
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_high_risk_escalates_to_the_manager_at_once(world: CaseWorld) -> None:
@@ -140,7 +160,7 @@ async def test_high_risk_escalates_to_the_manager_at_once(world: CaseWorld) -> N
     roles = {t["role"] for t in escalation["notify"]}
     assert "manager" in roles
     assert escalation["urgency"] == "immediate"
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_meets_criteria_moves_the_case_to_awaiting_mset(world: CaseWorld) -> None:
@@ -153,7 +173,7 @@ async def test_meets_criteria_moves_the_case_to_awaiting_mset(world: CaseWorld) 
     assert world.recorded_stages()[-1] == "awaiting_mset"
     recorded = [e for e in world.events if e["type"] == "mset.referral.decision_recorded"]
     assert recorded and recorded[-1]["pre_mset_outcome"] == "meets_criteria"
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_not_met_closes_with_advice_and_the_workflow_completes(world: CaseWorld) -> None:
@@ -166,7 +186,7 @@ async def test_not_met_closes_with_advice_and_the_workflow_completes(world: Case
             rationale="Protective factors strong; advice sent to the social worker.",
         ),
     )
-    final = await handle.result()
+    final = await outcome(world.env, handle)
     assert final.stage == Stage.closed_advice_given
     assert final.pre_mset and final.pre_mset.rationale
     assert final.pre_mset.rationale.startswith("Protective factors")
@@ -198,7 +218,7 @@ async def test_invalid_decisions_are_rejected_and_leave_no_trace(
     assert not any(
         e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events
     )
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_decision_at_the_wrong_stage_is_rejected(world: CaseWorld) -> None:
@@ -209,7 +229,7 @@ async def test_decision_at_the_wrong_stage_is_rejected(world: CaseWorld) -> None
             MsetReviewInput(level=RiskLevel.medium, decided_by=CHAIR),
         )
     assert "Pre-MSET criteria" in str(info.value.cause)
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_more_information_goes_back_and_a_reassessment_returns_it(
@@ -234,7 +254,7 @@ async def test_more_information_goes_back_and_a_reassessment_returns_it(
     state = await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
     assert state.assessment_id == new_id
     assert state.triage and state.triage.suggested_level == RiskLevel.high
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_more_information_not_sent_in_time_returns_to_the_panel(
@@ -245,7 +265,7 @@ async def test_more_information_not_sent_in_time_returns_to_the_panel(
         handle,
         decision(PreMsetOutcome.more_information, information_due_days=7),
     )
-    await time_skipping.sleep(timedelta(days=8))
+    await skip(time_skipping, timedelta(days=8))
     state = await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
     back = [e for e in world.events if e["type"] == "mset.referral.stage_changed"][-1]
     assert (back["previous_stage"], back["stage"]) == (
@@ -253,7 +273,7 @@ async def test_more_information_not_sent_in_time_returns_to_the_panel(
         "awaiting_pre_mset",
     )
     assert state.stages[-1].stage == Stage.awaiting_pre_mset
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def in_active_plan(
@@ -268,7 +288,8 @@ async def in_active_plan(
             level=RiskLevel.medium,
             decided_by=CHAIR,
             actions=[
-                NewAction(
+                agreed_action(
+                    now,
                     owner_agency_id=POLICE,
                     due_at=now + due_in,
                     aim=ActionAim.reduce,
@@ -279,6 +300,7 @@ async def in_active_plan(
         ),
     )
     assert reviewed.stage == Stage.active_plan
+    await settled(handle)  # the plan's events are published after the update answers
     return handle, reviewed.action_ids[0]
 
 
@@ -291,21 +313,17 @@ async def test_mset_plan_creates_actions_with_reminder_and_overdue_escalations(
     assert assigned[0]["action_id"] == action_id
     assert assigned[0]["owner_agency_id"] == str(POLICE)
 
-    await time_skipping.sleep(timedelta(days=9))  # inside the 48 h reminder window
-    await until(handle, lambda s: True)
-    assert "action_due_soon" in world.escalations()
+    await skip(time_skipping, timedelta(days=9))  # inside the 48 h reminder window
+    await eventually(lambda: "action_due_soon" in world.escalations(), what="reminder")
+    await settled(handle)
     assert "action_overdue" not in world.escalations()
 
-    await time_skipping.sleep(timedelta(days=2))  # past the due date
-    await until(handle, lambda s: True)
-    for _ in range(100):
-        if "action_overdue" in world.escalations():
-            break
-        await asyncio.sleep(0.05)
+    await skip(time_skipping, timedelta(days=2))  # past the due date
+    await eventually(lambda: "action_overdue" in world.escalations(), what="overdue escalation")
     overdue = next(e for e in world.events if e.get("kind") == "action_overdue")
     assert overdue["about"] == action_id
     assert "mset.action.overdue" in world.event_types()
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_completed_action_is_not_chased(
@@ -317,8 +335,8 @@ async def test_completed_action_is_not_chased(
         ActionProgressInput(action_id=action_id, note="Notice served.", completed=True, by=CHAIR),
     )
     assert done.completed and done.open_actions == 0
-    await time_skipping.sleep(timedelta(days=12))
-    await until(handle, lambda s: True)
+    await skip(time_skipping, timedelta(days=12))
+    await settled(handle)
     assert "mset.action.completed" in world.event_types()
     assert "action_due_soon" not in world.escalations()
     assert "action_overdue" not in world.escalations()
@@ -327,21 +345,19 @@ async def test_completed_action_is_not_chased(
             handle,
             ActionProgressInput(action_id=action_id, note="again", completed=True, by=CHAIR),
         )
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_reassessment_older_than_three_months_escalates(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
-    handle, _ = await in_active_plan(world, time_skipping, timedelta(days=400))
+    handle, _ = await in_active_plan(world, time_skipping, timedelta(days=300))
     assert "reassessment_overdue" not in world.escalations()
-    await time_skipping.sleep(timedelta(days=95))
-    for _ in range(100):
-        if "reassessment_overdue" in world.escalations():
-            break
-        await asyncio.sleep(0.05)
+    await skip(time_skipping, timedelta(days=95))
+    await eventually(lambda: "reassessment_overdue" in world.escalations(), what="escalation")
+    await settled(handle)
     assert world.escalations().count("reassessment_overdue") == 1
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_rhi_not_offered_within_72_hours_escalates_but_a_met_deadline_does_not(
@@ -361,35 +377,78 @@ async def test_rhi_not_offered_within_72_hours_escalates_but_a_met_deadline_does
     for ep in (late, on_time):
         await handle.signal(ReferralWorkflow.missing_episode, MissingEpisodeSignal(episode=ep))
     await until(handle, lambda s: len(s.missing_episodes) == 2)
-    await time_skipping.sleep(timedelta(hours=73))
-    for _ in range(100):
-        if "rhi_not_offered" in world.escalations():
-            break
-        await asyncio.sleep(0.05)
+    await skip(time_skipping, timedelta(hours=73))
+    await eventually(lambda: "rhi_not_offered" in world.escalations(), what="RHI breach")
+    await settled(handle)
     breaches = [e for e in world.events if e.get("kind") == "rhi_not_offered"]
     assert [b["about"] for b in breaches] == [str(late.episode_id)]
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_exit_records_reason_date_and_decider_and_completes(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
-    handle, _ = await in_active_plan(world, time_skipping, timedelta(days=30))
+    handle, action_id = await in_active_plan(world, time_skipping, timedelta(days=30))
+    carried = [ExitAction(action_id=action_id, disposition=ActionDisposition.carried)]
     with pytest.raises(WorkflowUpdateFailedError) as info:
-        await exit_(handle, ExitCaseInput(reason=ExitReason.other, decided_by=CHAIR))
+        await exit_(
+            handle, ExitCaseInput(reason=ExitReason.other, decided_by=CHAIR, actions=carried)
+        )
     assert "detail" in str(info.value.cause)
     exited = await exit_(
         handle,
-        ExitCaseInput(reason=ExitReason.sufficiently_safe, decided_by=CHAIR),
+        ExitCaseInput(reason=ExitReason.sufficiently_safe, decided_by=CHAIR, actions=carried),
     )
     assert exited.stage == Stage.exited
-    final = await handle.result()
+    final = await outcome(world.env, handle)
     assert final.exit is not None
     assert final.exit.reason == ExitReason.sufficiently_safe
     assert final.exit.decided_by == CHAIR
     assert final.exit.exited_at == exited.exited_at
     assert world.recorded_stages()[-1] == "exited"
     assert "mset.case.exited" in world.event_types()
+
+
+async def test_exit_must_close_or_carry_every_open_action_and_leaves_none_open(
+    world: CaseWorld, time_skipping: WorkflowEnvironment
+) -> None:
+    handle, action_id = await in_active_plan(world, time_skipping, timedelta(days=30))
+    # An exit that says nothing of the open action is refused, naming it; nothing recorded.
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await exit_(handle, ExitCaseInput(reason=ExitReason.sufficiently_safe, decided_by=CHAIR))
+    assert "open actions not accounted for" in str(info.value.cause)
+    assert action_id in str(info.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await exit_(
+            handle,
+            ExitCaseInput(
+                reason=ExitReason.sufficiently_safe,
+                decided_by=CHAIR,
+                actions=[ExitAction(action_id="no-such", disposition=ActionDisposition.closed)],
+            ),
+        )
+    assert "not an open action" in str(info.value.cause)
+    assert (await state_of(handle)).stage == Stage.active_plan
+    exited = await exit_(
+        handle,
+        ExitCaseInput(
+            reason=ExitReason.sufficiently_safe,
+            decided_by=CHAIR,
+            actions=[ExitAction(action_id=action_id, disposition=ActionDisposition.carried)],
+        ),
+    )
+    final = await outcome(world.env, handle)
+    assert [a.open for a in final.actions] == [False]
+    assert final.actions[0].disposition == ActionDisposition.carried
+    assert final.actions[0].ended_at == exited.exited_at
+    # The read model the referral service keeps is final: stage, reason, no open actions.
+    last = world.stages[-1]
+    assert (last.stage, last.exit_reason, last.open_actions) == (
+        Stage.exited,
+        ExitReason.sufficiently_safe,
+        0,
+    )
+    assert last.next_deadline is None
 
 
 def reviewed_times(n: int) -> Callable[[ReferralState], bool]:
@@ -414,7 +473,8 @@ async def monthly_reviews(
                 decided_by=CHAIR,
                 review_id=f"review-{month}",
                 actions=[
-                    NewAction(
+                    agreed_action(
+                        now,
                         owner_agency_id=POLICE,
                         due_at=now + timedelta(days=20),
                         aim=ActionAim.avoid,
@@ -430,7 +490,7 @@ async def monthly_reviews(
                 action_id=reviewed.action_ids[0], note="Visited.", completed=True, by=CHAIR
             ),
         )
-        await time_skipping.sleep(timedelta(days=30))
+        await skip(time_skipping, timedelta(days=30))
         state = await until(handle, reviewed_times(month + 1))
         # The latest run's history (a handle without a run id follows continue-as-new).
         latest = world.client.get_workflow_handle(handle.id)
@@ -439,6 +499,8 @@ async def monthly_reviews(
     return lengths
 
 
+# Dozens of decisions and time skips: minutes, not seconds, on a loaded 2-core machine.
+@pytest.mark.timeout(600)
 async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
@@ -466,7 +528,8 @@ async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
             decided_by=CHAIR,
             review_id="after-handover",
             actions=[
-                NewAction(
+                agreed_action(
+                    now,
                     owner_agency_id=POLICE,
                     due_at=now + timedelta(days=5),
                     aim=ActionAim.reduce,
@@ -476,7 +539,7 @@ async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
             ],
         ),
     )
-    await time_skipping.sleep(timedelta(days=4))  # inside the 48 h reminder window
+    await skip(time_skipping, timedelta(days=4))  # inside the 48 h reminder window
 
     def reminded() -> bool:
         return any(
@@ -485,20 +548,29 @@ async def test_continue_as_new_keeps_history_bounded_and_loses_nothing(
             if e.get("kind") == "action_due_soon"
         )
 
-    for _ in range(100):
-        if reminded():
-            break
-        await asyncio.sleep(0.05)
-    assert reminded()
+    await eventually(reminded, what="reminder after the hand-over")
     # After the hand-over the case still takes decisions and exits normally.
     await exit_(
         handle,
-        ExitCaseInput(reason=ExitReason.moved_out_of_area, decided_by=CHAIR),
+        ExitCaseInput(
+            reason=ExitReason.moved_out_of_area,
+            decided_by=CHAIR,
+            actions=[
+                ExitAction(action_id=late.action_ids[0], disposition=ActionDisposition.closed)
+            ],
+        ),
     )
-    final = await handle.result()
-    assert final.stage == Stage.exited and final.runs == state.runs
+    final = await outcome(world.env, handle)
+    # Whether the run hands over once more before the exit depends on how many workflow
+    # tasks the server's timing made (history length is not deterministic under load); what
+    # must hold is that the case exited with nothing lost across however many runs it took.
+    assert final.stage == Stage.exited and final.runs >= state.runs
+    assert final.reviews_total == 9 and len(final.actions) == 9
+    assert all(not a.open for a in final.actions)
 
 
+# Dozens of decisions and time skips: minutes, not seconds, on a loaded 2-core machine.
+@pytest.mark.timeout(600)
 async def test_two_years_of_monthly_reviews_stay_under_the_history_bound(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
@@ -510,13 +582,14 @@ async def test_two_years_of_monthly_reviews_stay_under_the_history_bound(
     print(f"history length after each month: {lengths}; runs: {state.runs}")
     assert max(lengths) < DEFAULT_HISTORY_LIMIT + 60
     assert state.reviews_total == 24
-    await handle.terminate()
+    await terminate_settled(handle)
 
 
 async def test_turning_18_is_told_once_and_never_with_the_birthday(
     world: CaseWorld, time_skipping: WorkflowEnvironment
 ) -> None:
-    handle = await world.start_case(facts_for(MEDIUM, age_years=17, days_until_18=100))
+    soon = month_of(today_uk() + timedelta(days=100))  # the month it turns 18, never the day
+    handle = await world.start_case(facts_for(MEDIUM, age_years=17, turns_18_month=soon))
     await until(handle, lambda s: s.stage == Stage.awaiting_pre_mset)
     now = await time_skipping.get_current_time()
     # Several more evaluations (missing episodes re-triage the case): still one escalation.
@@ -533,8 +606,8 @@ async def test_turning_18_is_told_once_and_never_with_the_birthday(
             ),
         )
     await until(handle, lambda s: len(s.missing_episodes) == 3)
-    await asyncio.sleep(0.3)
+    await settled(handle)
     transitions = [e for e in world.events if e.get("kind") == "transition_to_adult_services"]
     assert len(transitions) == 1
     assert transitions[0]["due_at"] is None  # the 18th birthday would reveal the date of birth
-    await handle.terminate()
+    await terminate_settled(handle)

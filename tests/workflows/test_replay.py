@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.support.codec import DATA_CONVERTER
 from workflows.worker import ALL_WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("v*.json"))
@@ -35,7 +35,7 @@ async def test_saved_history_replays_against_current_code(path: Path) -> None:
     raw = RAW[path.stem]
     history = WorkflowHistory.from_json(f"replay-{path.stem}", raw)
     assert len(history.events) > 20  # a real run, not an empty file
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
     # The recorded run completed: replay reached the same end.

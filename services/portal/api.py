@@ -1,0 +1,899 @@
+"""The staff portal: server-rendered pages (GOV.UK Frontend, MoJ Frontend) over the MSET
+services' APIs. HTTP only: what a page shows comes from ``backend.py`` (the services, with
+the signed-in person's own credential), what the portal decides for itself from
+``domain.py`` and ``timeline.py``, sessions and signing in from ``sessions.py``.
+
+Every page works without JavaScript: forms post and redirect (post/redirect/get), lists
+page through links, filters are GET forms. GOV.UK Frontend's script only adds conveniences
+(focusing the error summary, the mobile menu).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mset_contract.auth import Principal
+from mset_contract.cases import PreMsetDecisionRequest
+from mset_contract.meeting import MeetingKind
+from mset_contract.papers import PanelPapers
+from mset_contract.referral import RhiOutcomeCreate
+from mset_contract.vocab import PreMsetOutcome, RiskLevel
+from mset_platform.edge import BodyLimit, add_healthz, caller_address, serve_main
+from mset_platform.identity import (
+    CALLER_ADDRESS,
+    AuthenticationThrottled,
+    IdentityUnavailable,
+    Introspector,
+)
+from mset_platform.metrics import install_metrics
+from services.notifications.schemas import ActionedCreate
+from services.portal import domain
+from services.portal.backend import (
+    Backend,
+    Conflict,
+    Invalid,
+    NotFound,
+    Refused,
+    ServiceAnswer,
+    SignedOut,
+    Unavailable,
+)
+from services.portal.domain import Section
+from services.portal.sessions import (
+    Clock,
+    IdleExpired,
+    MemorySessionStore,
+    Session,
+    SessionStore,
+    SignInMethod,
+    SignInRefused,
+    TokenSignIn,
+    utc_now,
+)
+from services.portal.settings import PortalSettings
+from services.portal.timeline import case_timeline
+
+log = logging.getLogger("mset.portal")
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "mset_portal_session"
+LONDON = ZoneInfo("Europe/London")
+INBOX_STATES = {
+    "open": "Open (not yet actioned)",
+    "unacknowledged": "Not yet acknowledged",
+    "actioned": "Actioned",
+    "all": "All",
+}
+# A page's script, styles, fonts and images come from the portal itself; nothing is framed.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+# --- what a request may be answered with, before its page ---------------------------------
+
+
+class SignInNeeded(Exception):
+    """No signed-in session: to the sign-in page, then back to ``next``."""
+
+    def __init__(self, next_path: str, notice: str | None = None) -> None:
+        self.next_path = next_path
+        self.notice = notice
+
+
+class NotForYourRole(Exception):
+    """The portal's own table (domain.SECTION_ROLES) says this role never uses the page."""
+
+
+class BadForm(Exception):
+    """A form came without this session's CSRF token (another site's, or an old page's)."""
+
+
+# --- presentation helpers (Jinja filters) --------------------------------------------------
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(LONDON)
+    hour = local.strftime("%I").lstrip("0") or "12"
+    return f"{local.day} {local:%B %Y} at {hour}:{local:%M}{local:%p}".replace("AM", "am").replace(
+        "PM", "pm"
+    )
+
+
+def level_name(value: RiskLevel | str | None) -> str:
+    return domain.LEVEL_NAMES[RiskLevel(value)] if value else "Not agreed yet"
+
+
+def level_tag(value: RiskLevel | str | None) -> str:
+    return domain.LEVEL_TAGS[RiskLevel(value)] if value else "govuk-tag--grey"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=when,
+        words=domain.words,
+        kind=lambda k: domain.MEETING_KINDS.get(str(k), domain.words(str(k))),
+        stage=lambda st: domain.STAGE_NAMES.get(str(st), domain.words(str(st))),
+        level=level_name,
+        level_tag=level_tag,
+        urgency_tag=lambda u: domain.URGENCY_TAGS.get(u, "govuk-tag--grey"),
+        outcome=lambda o: domain.OUTCOME_NAMES[PreMsetOutcome(o)],
+        rhi_outcome=lambda o: domain.RHI_OUTCOME_NAMES.get(o, domain.words(str(o))),
+    )
+    env.globals.update(role_names=domain.ROLE_NAMES)
+    return env
+
+
+class SecurityHeaders:
+    """Every answer: its own content security policy, no sniffing, no framing, no referrer
+    to other sites; pages hold children's data, so no page is stored by the browser."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith(("/assets/", "/static/"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _assets(settings: PortalSettings) -> tuple[StaticFiles, StaticFiles, StaticFiles]:
+    """GOV.UK Frontend's and MoJ Frontend's built files, as npm installed them. Their
+    stylesheets ask for fonts and images under /assets/, so that one path looks in both
+    packages' asset folders."""
+    govuk = settings.assets_dir / "govuk-frontend" / "dist" / "govuk"
+    moj = settings.assets_dir / "@ministryofjustice" / "frontend" / "moj"
+    missing = [p for p in (govuk, moj) if not p.is_dir()]
+    if missing:
+        raise RuntimeError(
+            f"the portal's front-end packages are missing ({missing[0]}): run `make install` "
+            "(npm ci in services/portal)"
+        )
+    assets = StaticFiles(directory=govuk / "assets")
+    assets.all_directories.append(moj / "assets")
+    return assets, StaticFiles(directory=govuk), StaticFiles(directory=moj)
+
+
+# --- the app -------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: PortalSettings,
+    *,
+    sessions: SessionStore | None = None,
+    sign_in: SignInMethod | None = None,
+    backend: Backend | None = None,
+    clock: Clock = utc_now,
+) -> FastAPI:
+    """The portal. Tests may pass their own session store, sign-in method or backend."""
+    from datetime import timedelta
+
+    store: SessionStore = sessions or MemorySessionStore(
+        idle=timedelta(minutes=settings.session_idle_minutes), clock=clock
+    )
+    owned: list[Callable[[], Awaitable[None]]] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The referral service's introspection and the services' clients, unless given.
+        if app.state.sign_in is None:
+            introspector = Introspector(
+                settings.referral_url,
+                settings.service_token.get_secret_value(),
+                ttl_seconds=settings.introspect_ttl_seconds,
+            )
+            owned.append(introspector.aclose)
+            app.state.sign_in = TokenSignIn(introspector)
+        if app.state.backend is None:
+            made = Backend(
+                settings.referral_url,
+                settings.meeting_url,
+                settings.notifications_url,
+                settings.service_timeout_seconds,
+            )
+            owned.append(made.aclose)
+            app.state.backend = made
+        try:
+            yield
+        finally:
+            for close in owned:
+                await close()
+
+    app = FastAPI(
+        title="MSET Flow — staff portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.sign_in = sign_in
+    app.state.backend = backend
+    templates = Jinja2Templates(env=_environment())
+    assets, govuk, moj = _assets(settings)
+    app.mount("/assets", assets, name="assets")
+    app.mount("/static/govuk", govuk, name="govuk")
+    app.mount("/static/moj", moj, name="moj")
+    app.mount("/static/portal", StaticFiles(directory=HERE / "static"), name="portal")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    install_metrics(app)
+    add_healthz(app)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/healthz,/livez,/metrics,/assets,/static",
+        exclude_spans=["receive", "send"],
+    )
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def set_cookie(response: Response, session: Session) -> None:
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            httponly=True,
+            samesite="lax",
+            secure=settings.secure_cookies,
+            path="/",
+        )
+
+    def anonymous(request: Request) -> Session:
+        """The request's session, signed in or not; a new anonymous one when it has none."""
+        sid = request.cookies.get(COOKIE)
+        found: Session | None = None
+        notice = None
+        if sid:
+            try:
+                found = (
+                    store.find_or_expired(sid)
+                    if isinstance(store, MemorySessionStore)
+                    else store.find(sid)
+                )
+            except IdleExpired:
+                notice = (
+                    f"You were signed out because you did nothing for "
+                    f"{settings.session_idle_minutes} minutes. Sign in again to carry on."
+                )
+        session = found or store.start(notice=notice)
+        request.state.session = session
+        return session
+
+    def signed_in(request: Request, section: Section) -> tuple[Session, str, Principal]:
+        session = anonymous(request)
+        if not session.signed_in:
+            raise SignInNeeded(request.url.path, session.notice)
+        assert session.credential is not None and session.principal is not None
+        if not domain.may_use(session.principal.role, section):
+            raise NotForYourRole(section.value)
+        return session, session.credential, session.principal
+
+    async def posted(request: Request, session: Session) -> dict[str, str]:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not session.csrf_ok(fields.get("csrf_token")):
+            raise BadForm()
+        return fields
+
+    def flash(session: Session, message: str) -> None:
+        store.save(replace(session, flash=message))
+
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        session: Session | None = getattr(request.state, "session", None)
+        principal = session.principal if session else None
+        message = session.flash if session else None
+        if session and (message or session.notice) and session.signed_in:
+            store.save(replace(session, flash=None, notice=None))
+        response = templates.TemplateResponse(
+            request,
+            template,
+            {
+                "principal": principal,
+                "navigation": domain.navigation(principal.role if principal else None),
+                "csrf_token": session.csrf if session else "",
+                "flash": message,
+                "path": request.url.path,
+                **context,
+            },
+            status_code=status,
+        )
+        if session:
+            set_cookie(response, session)
+        return response
+
+    def redirect(request: Request, to: str) -> RedirectResponse:
+        response = RedirectResponse(to, status_code=303)
+        session: Session | None = getattr(request.state, "session", None)
+        if session:
+            set_cookie(response, session)
+        return response
+
+    def back(request: Request) -> Backend:
+        b: Backend = request.app.state.backend
+        return b
+
+    # --- what the services' answers look like to a person ----------------------------------
+
+    async def _sign_in_needed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInNeeded)
+        target = exc.next_path if exc.next_path.startswith("/") else "/"
+        return redirect(request, "/sign-in" + (f"?next={target}" if target != "/" else ""))
+
+    async def _refused(request: Request, exc: Exception) -> Response:
+        reason = exc.detail if isinstance(exc, ServiceAnswer) else None
+        return render(request, "403.html", status=403, reason=reason)
+
+    async def _not_found(request: Request, exc: Exception) -> Response:
+        return render(request, "404.html", status=404)
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("a service did not answer: %s", exc)
+        return render(request, "503.html", status=503)
+
+    async def _signed_out(request: Request, exc: Exception) -> Response:
+        # The credential was revoked or has expired since sign-in: the session is over.
+        session: Session | None = getattr(request.state, "session", None)
+        if session:
+            store.end(session.id)
+        request.state.session = store.start(
+            notice="Your sign-in is no longer valid. Sign in again to carry on."
+        )
+        return redirect(request, "/sign-in")
+
+    async def _bad_form(request: Request, exc: Exception) -> Response:
+        return render(request, "400.html", status=400)
+
+    app.add_exception_handler(SignInNeeded, _sign_in_needed)
+    app.add_exception_handler(NotForYourRole, _refused)
+    app.add_exception_handler(Refused, _refused)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(IdentityUnavailable, _unavailable)
+    app.add_exception_handler(SignedOut, _signed_out)
+    app.add_exception_handler(BadForm, _bad_form)
+
+    # --- signing in and out ----------------------------------------------------------------
+
+    @app.get("/sign-in", response_class=HTMLResponse)
+    async def sign_in_page(request: Request, next: str = "/") -> Response:
+        session = anonymous(request)
+        if session.signed_in:
+            return redirect(request, "/")
+        return render(request, "sign_in.html", next=_local(next), notice=session.notice)
+
+    @app.post("/sign-in", response_class=HTMLResponse)
+    async def sign_in_post(request: Request) -> Response:
+        session = anonymous(request)
+        form = await posted(request, session)
+        target = _local(form.get("next", "/"))
+        method: SignInMethod = request.app.state.sign_in
+        # Failed sign-ins are counted (and throttled) by the referral service under the
+        # address the person signs in from.
+        address = CALLER_ADDRESS.set(caller_address(request))
+        try:
+            who = await method.sign_in(form)
+        except SignInRefused as exc:
+            errors = {exc.field: exc.reason}
+            return render(request, "sign_in.html", status=422, next=target, errors=errors)
+        except AuthenticationThrottled as exc:
+            page = render(
+                request, "sign_in.html", status=429, next=target, errors={"token": str(exc)}
+            )
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        finally:
+            CALLER_ADDRESS.reset(address)
+        # A new id once signed in: an id planted before sign-in is worth nothing after it.
+        store.end(session.id)
+        fresh = store.start()
+        fresh = replace(fresh, credential=who.credential, principal=who.principal)
+        store.save(fresh)
+        request.state.session = fresh
+        log.info("signed in", extra={"role": str(who.principal.role)})
+        return redirect(request, target)
+
+    @app.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        session = anonymous(request)
+        await posted(request, session)
+        store.end(session.id)
+        request.state.session = store.start(notice="You have signed out.")
+        return redirect(request, "/sign-in")
+
+    # --- my work ---------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        _, credential, principal = signed_in(request, Section.home)
+        inbox = None
+        if domain.may_use(principal.role, Section.inbox):
+            inbox = await back(request).inbox(credential, "unacknowledged", None, 5)
+        meetings = None
+        if domain.may_use(principal.role, Section.meetings):
+            meetings = await back(request).meetings(credential, None, 5, status="scheduled")
+        return render(request, "home.html", inbox=inbox, meetings=meetings)
+
+    # --- the inbox -------------------------------------------------------------------------
+
+    @app.get("/inbox", response_class=HTMLResponse)
+    async def inbox(request: Request, state: str = "open", cursor: str | None = None) -> Response:
+        _, credential, _ = signed_in(request, Section.inbox)
+        if state not in INBOX_STATES:
+            state = "open"
+        page = await back(request).inbox(credential, state, cursor, settings.page_size)  # type: ignore[arg-type]
+        return render(
+            request, "inbox.html", page=page, state=state, states=INBOX_STATES, cursor=cursor
+        )
+
+    @app.get("/inbox/{item_id}", response_class=HTMLResponse)
+    async def inbox_item(request: Request, item_id: uuid.UUID) -> Response:
+        _, credential, _ = signed_in(request, Section.inbox)
+        item = await back(request).inbox_item(credential, item_id)
+        return render(request, "inbox_item.html", item=item, errors={}, note="")
+
+    @app.post("/inbox/{item_id}/acknowledge")
+    async def acknowledge(request: Request, item_id: uuid.UUID) -> Response:
+        session, credential, _ = signed_in(request, Section.inbox)
+        await posted(request, session)
+        await back(request).acknowledge(credential, item_id)
+        flash(session, "You have acknowledged this escalation.")
+        return redirect(request, f"/inbox/{item_id}")
+
+    @app.post("/inbox/{item_id}/actioned", response_class=HTMLResponse)
+    async def actioned(request: Request, item_id: uuid.UUID) -> Response:
+        session, credential, _ = signed_in(request, Section.inbox)
+        form = await posted(request, session)
+        note = form.get("note", "")
+        errors: dict[str, str] = {}
+        try:
+            await back(request).actioned(credential, item_id, ActionedCreate(note=note))
+        except ValidationError:
+            errors["note"] = "Enter what was done"
+        except (Invalid, Conflict) as exc:
+            errors["note"] = _reason(exc)
+        if errors:
+            item = await back(request).inbox_item(credential, item_id)
+            return render(
+                request, "inbox_item.html", status=422, item=item, errors=errors, note=note
+            )
+        flash(session, "You have marked this escalation as actioned.")
+        return redirect(request, f"/inbox/{item_id}")
+
+    # --- cases -----------------------------------------------------------------------------
+
+    @app.get("/cases", response_class=HTMLResponse)
+    async def find_case(request: Request, referral_id: str = "") -> Response:
+        signed_in(request, Section.cases)
+        if not referral_id:
+            return render(request, "find_case.html", errors={}, referral_id="")
+        try:
+            found = uuid.UUID(referral_id.strip())
+        except ValueError:
+            errors = {
+                "referral_id": "Enter a referral id, like 3f1c2b9e-5d6a-4c1e-9f0a-2b7d8e6c4a10"
+            }
+            return render(
+                request, "find_case.html", status=422, errors=errors, referral_id=referral_id
+            )
+        return redirect(request, f"/cases/{found}")
+
+    async def _papers(
+        request: Request, credential: str, referral_id: uuid.UUID
+    ) -> PanelPapers | None:
+        """The case's papers where the role may read them (coordinator, chair, panel
+        member); a manager or provider sees the case's summary only."""
+        try:
+            return await back(request).papers(credential, referral_id)
+        except Refused:
+            return None
+
+    @app.get("/cases/{referral_id}", response_class=HTMLResponse)
+    async def case(request: Request, referral_id: uuid.UUID) -> Response:
+        _, credential, principal = signed_in(request, Section.cases)
+        view = await back(request).case(credential, referral_id)
+        papers = await _papers(request, credential, referral_id)
+        return render(
+            request,
+            "case.html",
+            view=view,
+            papers=papers,
+            timeline=case_timeline(view, papers),
+            may_decide=domain.may_use(principal.role, Section.decide)
+            and view.stage == "awaiting_pre_mset",
+        )
+
+    @app.get("/cases/{referral_id}/pre-mset-decision", response_class=HTMLResponse)
+    async def decision_form(request: Request, referral_id: uuid.UUID) -> Response:
+        _, credential, _ = signed_in(request, Section.decide)
+        view = await back(request).case(credential, referral_id)
+        values = {"level": (view.suggested_level or view.referrer_level).value}
+        return render(
+            request,
+            "decision.html",
+            view=view,
+            values=values,
+            errors={},
+            decision_id=f"portal-{secrets.token_hex(12)}",
+        )
+
+    @app.post("/cases/{referral_id}/pre-mset-decision", response_class=HTMLResponse)
+    async def decide(request: Request, referral_id: uuid.UUID) -> Response:
+        session, credential, _ = signed_in(request, Section.decide)
+        form = await posted(request, session)
+        values = {k: form.get(k, "") for k in ("outcome", "level", "rationale")}
+        errors: dict[str, str] = {}
+        decision: PreMsetDecisionRequest | None = None
+        try:
+            decision = PreMsetDecisionRequest(
+                outcome=values["outcome"] or None,
+                level=values["level"] or None,
+                rationale=values["rationale"].strip() or None,
+                decision_id=form.get("decision_id") or None,
+            )
+        except ValidationError as exc:
+            errors = _decision_errors(exc)
+        if decision is not None:
+            try:
+                await back(request).pre_mset_decision(credential, referral_id, decision)
+            except (Invalid, Conflict) as exc:
+                errors = _refusal_errors(exc)
+        if errors:
+            view = await back(request).case(credential, referral_id)
+            return render(
+                request,
+                "decision.html",
+                status=422,
+                view=view,
+                values=values,
+                errors=errors,
+                decision_id=form.get("decision_id", ""),
+            )
+        flash(session, "The Pre-MSET decision is recorded.")
+        return redirect(request, f"/cases/{referral_id}")
+
+    # --- returned children: the Return Home Interview ----------------------------------------
+
+    @app.get("/returned", response_class=HTMLResponse)
+    async def returned(request: Request, cursor: str | None = None) -> Response:
+        _, credential, _ = signed_in(request, Section.returned)
+        page = await back(request).returned(credential, cursor, settings.page_size)
+        now = clock()
+        clocks = {e.episode_id: domain.rhi_clock(e.rhi_due_at, now) for e in page.items}
+        return render(request, "returned.html", page=page, clocks=clocks, cursor=cursor)
+
+    async def _rhi_page(
+        request: Request,
+        credential: str,
+        episode_id: uuid.UUID,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status: int = 200,
+    ) -> Response:
+        episode = await back(request).episode(credential, episode_id)
+        if episode.status != "returned" or episode.rhi_due_at is None:
+            # Still missing (no return recorded), or its interview is recorded already.
+            flash_text = (
+                "This child's interview is recorded already."
+                if episode.status == "closed"
+                else "This child's return is not recorded yet."
+            )
+            flash(request.state.session, flash_text)
+            return redirect(request, "/returned")
+        return render(
+            request,
+            "rhi.html",
+            status=status,
+            episode=episode,
+            clock=domain.rhi_clock(episode.rhi_due_at, clock()),
+            values=values,
+            errors=errors,
+            outcomes=domain.RHI_OUTCOME_NAMES,
+        )
+
+    @app.get("/returned/{episode_id}", response_class=HTMLResponse)
+    async def rhi_form(request: Request, episode_id: uuid.UUID) -> Response:
+        _, credential, _ = signed_in(request, Section.returned)
+        return await _rhi_page(request, credential, episode_id, {}, {})
+
+    @app.post("/returned/{episode_id}", response_class=HTMLResponse)
+    async def record_rhi(request: Request, episode_id: uuid.UUID) -> Response:
+        session, credential, _ = signed_in(request, Section.returned)
+        form = await posted(request, session)
+        fields = ("outcome", "offered_day", "offered_month", "offered_year", "offered_time")
+        values = {k: form.get(k, "").strip() for k in (*fields, "reason_not_offered")}
+        errors = _rhi_form_errors(values)
+        outcome: RhiOutcomeCreate | None = None
+        if not errors:
+            try:
+                outcome = RhiOutcomeCreate(
+                    outcome=values["outcome"],
+                    offered_at=_offered_at(values),
+                    reason_not_offered=values["reason_not_offered"] or None,
+                )
+            except ValidationError as exc:
+                errors = _rhi_validation_errors(exc)
+        if outcome is not None:
+            try:
+                await back(request).record_rhi(credential, episode_id, outcome)
+            except (Invalid, Conflict) as exc:
+                for e in exc.errors or []:
+                    errors.setdefault(domain.rhi_refusal_field(e.reason), _rhi_words(e.reason))
+                errors = errors or {"outcome": _rhi_words(exc.detail)}
+        if errors:
+            return await _rhi_page(request, credential, episode_id, values, errors, status=422)
+        flash(session, "The Return Home Interview's outcome is recorded.")
+        return redirect(request, "/returned")
+
+    # --- meetings --------------------------------------------------------------------------
+
+    @app.get("/meetings", response_class=HTMLResponse)
+    async def meetings(request: Request, cursor: str | None = None) -> Response:
+        _, credential, principal = signed_in(request, Section.meetings)
+        page = await back(request).meetings(credential, cursor, settings.page_size)
+        return render(
+            request,
+            "meetings.html",
+            page=page,
+            cursor=cursor,
+            may_call=principal.role == "coordinator",
+            authorities=principal.authorities,
+        )
+
+    @app.post("/meetings/call")
+    async def call_meeting(request: Request) -> Response:
+        session, credential, principal = signed_in(request, Section.meetings)
+        form = await posted(request, session)
+        if principal.role != "coordinator":
+            raise NotForYourRole("meetings/call")
+        authority = form.get("local_authority", "")
+        kind = form.get("kind", MeetingKind.pre_mset.value)
+        if authority not in principal.authorities or kind not in {"pre_mset", "mset"}:
+            raise NotFound(404, _body("no such schedule"))
+        await back(request).call_meeting(credential, authority, kind)
+        flash(
+            session,
+            "The meeting is being called: its agenda is drawn up in a few seconds. "
+            "Refresh this page to see it.",
+        )
+        return redirect(request, "/meetings")
+
+    @app.get("/meetings/{meeting_id}", response_class=HTMLResponse)
+    async def meeting(
+        request: Request, meeting_id: uuid.UUID, cursor: str | None = None
+    ) -> Response:
+        _, credential, principal = signed_in(request, Section.meetings)
+        agenda = await back(request).agenda(credential, meeting_id, cursor, settings.page_size)
+        may_decide = (
+            domain.may_use(principal.role, Section.decide)
+            and agenda.kind == MeetingKind.pre_mset
+            and agenda.status != "closed"
+        )
+        return render(request, "meeting.html", agenda=agenda, cursor=cursor, may_decide=may_decide)
+
+    @app.get("/meetings/{meeting_id}/minutes", response_class=HTMLResponse)
+    async def minutes(
+        request: Request, meeting_id: uuid.UUID, cursor: str | None = None
+    ) -> Response:
+        """The minutes: each item's decision as the person's role may see it (a panel
+        member's come without rationales and notes: the meeting service trims them)."""
+        _, credential, _ = signed_in(request, Section.meetings)
+        agenda = await back(request).agenda(credential, meeting_id, cursor, settings.page_size)
+        return render(request, "minutes.html", agenda=agenda, cursor=cursor)
+
+    @app.get("/meetings/{meeting_id}/minutes.{fmt}")
+    async def minutes_download(request: Request, meeting_id: uuid.UUID, fmt: str) -> Response:
+        _, credential, _ = signed_in(request, Section.meetings)
+        if fmt not in {"md", "pdf"}:
+            raise NotFound(404, _body("no such format"))
+        body, kind, disposition = await back(request).minutes(credential, meeting_id, fmt)
+        name = f'attachment; filename="minutes-{meeting_id}.{fmt}"'
+        return Response(body, media_type=kind, headers={"Content-Disposition": disposition or name})
+
+    @app.get("/meetings/{meeting_id}/items/{item_id}/decision", response_class=HTMLResponse)
+    async def item_decision_form(
+        request: Request, meeting_id: uuid.UUID, item_id: uuid.UUID, case: uuid.UUID
+    ) -> Response:
+        _, credential, _ = signed_in(request, Section.decide)
+        view = await back(request).case(credential, case)
+        values = {"level": (view.suggested_level or view.referrer_level).value}
+        return render(
+            request,
+            "decision.html",
+            view=view,
+            values=values,
+            errors={},
+            decision_id="",
+            action=f"/meetings/{meeting_id}/items/{item_id}/decision?case={case}",
+            back_to=(f"/meetings/{meeting_id}", "Back to the meeting"),
+        )
+
+    @app.post("/meetings/{meeting_id}/items/{item_id}/decision", response_class=HTMLResponse)
+    async def item_decide(
+        request: Request, meeting_id: uuid.UUID, item_id: uuid.UUID, case: uuid.UUID
+    ) -> Response:
+        """The panel's decision on one agenda item, through the meeting's decision route:
+        the item's id is the decision's, so a second chair's different decision is refused
+        (409) and shown as such."""
+        session, credential, _ = signed_in(request, Section.decide)
+        form = await posted(request, session)
+        values = {k: form.get(k, "") for k in ("outcome", "level", "rationale")}
+        errors: dict[str, str] = {}
+        decision: PreMsetDecisionRequest | None = None
+        try:
+            decision = PreMsetDecisionRequest(
+                outcome=values["outcome"] or None,
+                level=values["level"] or None,
+                rationale=values["rationale"].strip() or None,
+            )
+        except ValidationError as exc:
+            errors = _decision_errors(exc)
+        if decision is not None:
+            try:
+                await back(request).decide_item(credential, meeting_id, item_id, decision)
+            except Conflict as exc:
+                errors = {
+                    "outcome": "Another decision is recorded for this item already: "
+                    + (_reason(exc))
+                }
+            except Invalid as exc:
+                errors = _refusal_errors(exc)
+        if errors:
+            view = await back(request).case(credential, case)
+            return render(
+                request,
+                "decision.html",
+                status=422,
+                view=view,
+                values=values,
+                errors=errors,
+                decision_id="",
+                action=f"/meetings/{meeting_id}/items/{item_id}/decision?case={case}",
+                back_to=(f"/meetings/{meeting_id}", "Back to the meeting"),
+            )
+        flash(session, "The panel's decision on this item is recorded.")
+        return redirect(request, f"/meetings/{meeting_id}")
+
+    return app
+
+
+def _local(target: str) -> str:
+    """Only a path on this site to go back to after sign-in (never another site's URL)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _reason(exc: ServiceAnswer) -> str:
+    return exc.errors[0].reason if exc.errors else exc.detail
+
+
+def _body(detail: str) -> Any:
+    from mset_platform.edge import ErrorBody
+
+    return ErrorBody(detail=detail)
+
+
+def _offered_at(values: dict[str, str]) -> datetime | None:
+    """The offer's date and time, or None where none was typed (an interview not offered)."""
+    typed = [values[k] for k in ("offered_day", "offered_month", "offered_year", "offered_time")]
+    if not any(typed):
+        return None
+    return domain.local_datetime(*typed)
+
+
+def _rhi_form_errors(values: dict[str, str]) -> dict[str, str]:
+    """The interview form's own checks, in GOV.UK's words, before the episode is asked."""
+    errors: dict[str, str] = {}
+    outcome = values["outcome"]
+    if outcome not in domain.RHI_OUTCOME_NAMES:
+        errors["outcome"] = "Select the outcome of the Return Home Interview"
+    if outcome == "not_offered":
+        if not values["reason_not_offered"]:
+            errors["reason_not_offered"] = "Enter why the interview was not offered"
+        return errors
+    try:
+        if outcome and _offered_at(values) is None:
+            errors["offered_at"] = "Enter the date and time the interview was offered"
+    except domain.BadDate as exc:
+        errors["offered_at"] = str(exc)
+    return errors
+
+
+def _rhi_validation_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e["loc"] else "outcome"
+        name = name if name in {"offered_at", "reason_not_offered"} else "outcome"
+        errors.setdefault(name, _rhi_words(e["msg"].removeprefix("Value error, ")))
+    return errors
+
+
+def _rhi_words(reason: str) -> str:
+    """An episode's reason in a person's words: the API's field names become what they are."""
+    text = reason.replace("(reason_not_offered)", "").replace("offered_at", "the offer's date")
+    return _sentence(text.strip())
+
+
+_DECISION_FIELDS = ("outcome", "level", "rationale")
+_MISSING = {
+    "outcome": "Select the panel's decision",
+    "level": "Select the level the panel agrees",
+    "rationale": "Enter the rationale",
+}
+
+
+def _decision_errors(exc: ValidationError) -> dict[str, str]:
+    """The form's own check, in GOV.UK's words for each field."""
+    errors: dict[str, str] = {}
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e["loc"] else "outcome"
+        name = name if name in _DECISION_FIELDS else "outcome"
+        errors.setdefault(name, _MISSING[name] if e["type"] in {"enum", "missing"} else e["msg"])
+    return errors
+
+
+def _refusal_errors(exc: ServiceAnswer) -> dict[str, str]:
+    """The case's refusal (or the service's 422), next to the field it is about."""
+    errors: dict[str, str] = {}
+    for e in exc.errors or []:
+        field = e.field if e.field in _DECISION_FIELDS else None
+        field = field or domain.refusal_field(e.reason, _DECISION_FIELDS, default="outcome")
+        errors.setdefault(field, _sentence(e.reason))
+    if not errors:
+        errors["outcome"] = _sentence(exc.detail)
+    return errors
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]) if text else text
+
+
+def main() -> None:
+    serve_main("portal", PortalSettings, create_app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""The portal's backend-for-frontend client: every read and write goes to the service that
+owns the record, with the signed-in person's own credential, so each access rule stays in
+that service (docs/access.md). The portal keeps none of the answers.
+
+A service's refusal comes back as an exception the pages turn into what a person sees:
+``Refused`` (403: a 403 page), ``NotFound`` (404: the same page a missing record gets, so a
+refusal never tells that a record exists), ``Invalid`` (422: the GOV.UK error summary, each
+error beside its field), ``Conflict`` (409), ``SignedOut`` (401: the credential was revoked
+or has expired: sign in again) and ``Unavailable`` (a service not answering).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from mset_contract.cases import CaseView, MsetReviewRequest, PreMsetDecisionRequest
+from mset_contract.episodes import ReturnedEpisodePage
+from mset_contract.meeting import (
+    AgendaPublic,
+    ItemDecisionPublic,
+    MeetingPage,
+    ScheduleTriggered,
+)
+from mset_contract.papers import PanelPapers
+from mset_contract.referral import RhiOutcomeCreate
+from mset_contract.referral_workflow import MissingEpisodeState, PreMsetDecisionResult, RhiRecorded
+from mset_platform.edge import ErrorBody, FieldError
+from services.notifications.schemas import ActionedCreate, InboxItemPublic, InboxPage, InboxState
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ServiceAnswer(Exception):
+    """A service said no; ``detail`` and ``errors`` are its words (ErrorBody)."""
+
+    def __init__(self, status: int, body: ErrorBody) -> None:
+        super().__init__(body.detail)
+        self.status = status
+        self.detail = body.detail
+        self.errors: list[FieldError] = list(body.errors)
+
+
+class Refused(ServiceAnswer):
+    pass
+
+
+class NotFound(ServiceAnswer):
+    pass
+
+
+class Invalid(ServiceAnswer):
+    pass
+
+
+class Conflict(ServiceAnswer):
+    pass
+
+
+class SignedOut(ServiceAnswer):
+    pass
+
+
+class Unavailable(Exception):
+    """A service did not answer (or answered 5xx): nothing was done, try again shortly."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"the {service} service is not answering just now")
+        self.service = service
+
+
+_BY_STATUS: dict[int, type[ServiceAnswer]] = {
+    401: SignedOut,
+    403: Refused,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+}
+
+
+class Backend:
+    """One HTTP client per service, shared by every request; each call carries the caller's
+    own credential."""
+
+    def __init__(
+        self, referral_url: str, meeting_url: str, notifications_url: str, timeout: float
+    ) -> None:
+        self._clients = {
+            "referral": httpx.AsyncClient(base_url=referral_url, timeout=timeout),
+            "meeting": httpx.AsyncClient(base_url=meeting_url, timeout=timeout),
+            "notifications": httpx.AsyncClient(base_url=notifications_url, timeout=timeout),
+        }
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def _call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        credential: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: BaseModel | None = None,
+    ) -> Any:
+        client = self._clients[service]
+        try:
+            resp = await client.request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=None if body is None else body.model_dump(mode="json", exclude_none=True),
+                headers={"Authorization": f"Bearer {credential}"},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(service) from exc
+        if resp.status_code >= 500:
+            raise Unavailable(service)
+        if resp.status_code >= 400:
+            try:
+                answer = ErrorBody.model_validate(resp.json())
+            except ValueError:
+                answer = ErrorBody(detail=resp.text[:200] or resp.reason_phrase)
+            raise _BY_STATUS.get(resp.status_code, Invalid)(resp.status_code, answer)
+        return resp.json()
+
+    async def _bytes(
+        self, service: str, path: str, credential: str
+    ) -> tuple[bytes, str, str | None]:
+        """A document (minutes as Markdown or PDF): its bytes, type and suggested name."""
+        client = self._clients[service]
+        try:
+            resp = await client.get(path, headers={"Authorization": f"Bearer {credential}"})
+        except httpx.HTTPError as exc:
+            raise Unavailable(service) from exc
+        if resp.status_code >= 500:
+            raise Unavailable(service)
+        if resp.status_code >= 400:
+            try:
+                answer = ErrorBody.model_validate(resp.json())
+            except ValueError:
+                answer = ErrorBody(detail=resp.text[:200] or resp.reason_phrase)
+            raise _BY_STATUS.get(resp.status_code, Invalid)(resp.status_code, answer)
+        kind = resp.headers.get("content-type", "application/octet-stream")
+        return resp.content, kind, resp.headers.get("content-disposition")
+
+    async def _get(self, model: type[M], service: str, path: str, credential: str, **kw: Any) -> M:
+        return model.model_validate(await self._call(service, "GET", path, credential, **kw))
+
+    # --- notifications: the inbox -------------------------------------------------------------
+
+    async def inbox(
+        self, credential: str, state: InboxState, cursor: str | None, limit: int
+    ) -> InboxPage:
+        params = {"state": state, "cursor": cursor, "limit": limit}
+        return await self._get(InboxPage, "notifications", "/v1/inbox", credential, params=params)
+
+    async def inbox_item(self, credential: str, item_id: uuid.UUID) -> InboxItemPublic:
+        return await self._get(InboxItemPublic, "notifications", f"/v1/inbox/{item_id}", credential)
+
+    async def acknowledge(self, credential: str, item_id: uuid.UUID) -> InboxItemPublic:
+        path = f"/v1/inbox/{item_id}/acknowledge"
+        found = await self._call("notifications", "POST", path, credential)
+        return InboxItemPublic.model_validate(found)
+
+    async def actioned(
+        self, credential: str, item_id: uuid.UUID, note: ActionedCreate
+    ) -> InboxItemPublic:
+        path = f"/v1/inbox/{item_id}/actioned"
+        found = await self._call("notifications", "POST", path, credential, body=note)
+        return InboxItemPublic.model_validate(found)
+
+    # --- referral: cases and decisions -----------------------------------------
+
+    async def case(self, credential: str, referral_id: uuid.UUID) -> CaseView:
+        return await self._get(CaseView, "referral", f"/v1/referrals/{referral_id}", credential)
+
+    async def papers(self, credential: str, referral_id: uuid.UUID) -> PanelPapers:
+        path = f"/v1/referrals/{referral_id}/papers"
+        return await self._get(PanelPapers, "referral", path, credential)
+
+    async def pre_mset_decision(
+        self, credential: str, referral_id: uuid.UUID, decision: PreMsetDecisionRequest
+    ) -> PreMsetDecisionResult:
+        path = f"/v1/referrals/{referral_id}/pre-mset-decision"
+        done = await self._call("referral", "POST", path, credential, body=decision)
+        return PreMsetDecisionResult.model_validate(done)
+
+    # --- referral: returned children and their interviews ----------------------------------
+
+    async def returned(
+        self, credential: str, cursor: str | None, limit: int
+    ) -> ReturnedEpisodePage:
+        """One page of the returned children awaiting their interview (never one by one)."""
+        params = {"status": "returned", "cursor": cursor, "limit": limit}
+        return await self._get(
+            ReturnedEpisodePage, "referral", "/v1/missing-episodes", credential, params=params
+        )
+
+    async def episode(self, credential: str, episode_id: uuid.UUID) -> MissingEpisodeState:
+        path = f"/v1/missing-episodes/{episode_id}"
+        return await self._get(MissingEpisodeState, "referral", path, credential)
+
+    async def record_rhi(
+        self, credential: str, episode_id: uuid.UUID, outcome: RhiOutcomeCreate
+    ) -> RhiRecorded:
+        path = f"/v1/missing-episodes/{episode_id}/rhi"
+        done = await self._call("referral", "POST", path, credential, body=outcome)
+        return RhiRecorded.model_validate(done)
+
+    # --- meeting: meetings and their agendas ---------------------------------------------------
+
+    async def meetings(
+        self, credential: str, cursor: str | None, limit: int, **filters: str | None
+    ) -> MeetingPage:
+        params = {"cursor": cursor, "limit": limit, **filters}
+        return await self._get(MeetingPage, "meeting", "/v1/meetings", credential, params=params)
+
+    async def agenda(
+        self, credential: str, meeting_id: uuid.UUID, cursor: str | None, limit: int
+    ) -> AgendaPublic:
+        path = f"/v1/meetings/{meeting_id}/agenda"
+        params = {"cursor": cursor, "limit": limit}
+        return await self._get(AgendaPublic, "meeting", path, credential, params=params)
+
+    async def decide_item(
+        self,
+        credential: str,
+        meeting_id: uuid.UUID,
+        item_id: uuid.UUID,
+        decision: PreMsetDecisionRequest | MsetReviewRequest,
+    ) -> ItemDecisionPublic:
+        """The panel's decision on one agenda item, through the meeting service (which sends
+        it to the case and keeps it for the minutes)."""
+        path = f"/v1/meetings/{meeting_id}/items/{item_id}/decision"
+        done = await self._call("meeting", "POST", path, credential, body=decision)
+        return ItemDecisionPublic.model_validate(done)
+
+    async def minutes(
+        self, credential: str, meeting_id: uuid.UUID, fmt: str
+    ) -> tuple[bytes, str, str | None]:
+        """The meeting's minutes as the meeting service writes them (``md`` or ``pdf``), as
+        the caller's role may see them."""
+        return await self._bytes("meeting", f"/v1/meetings/{meeting_id}/minutes.{fmt}", credential)
+
+    async def call_meeting(
+        self, credential: str, local_authority: str, kind: str
+    ) -> ScheduleTriggered:
+        """Call an authority's Pre-MSET or MSET meeting now (its schedule, triggered)."""
+        path = f"/v1/schedules/{local_authority}/{kind}/trigger"
+        done = await self._call("meeting", "POST", path, credential)
+        return ScheduleTriggered.model_validate(done)
