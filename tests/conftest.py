@@ -6,6 +6,7 @@ free loopback ports, and stopped at the end."""
 from __future__ import annotations
 
 import gc
+import logging
 import shutil
 import sys
 import uuid
@@ -93,8 +94,14 @@ def _unclosed_sockets_fail_their_own_test(
     if any(request.node.get_closest_marker(tier) for tier in _NETWORK_TIERS):
         # The captured log records go first (the report's log sections are written already):
         # a record's arguments can hold a client's last error, and its traceback the socket.
+        # pytest keeps them twice: for ``caplog`` per phase, and in the handler that writes
+        # the phase's report section, which lives until this teardown ends; a record left in
+        # either would free its socket during the next test's set-up, and blame that test.
         for when in ("setup", "call", "teardown"):
             caplog.get_records(when).clear()
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, type(caplog.handler)):
+                handler.records.clear()
         gc.collect()
 
 
