@@ -79,23 +79,34 @@ NhsNumber = Annotated[
 ]
 
 # --- postcode ----------------------------------------------------------------------------
-# A UK postcode, held upper case with one space before the inward code ("NT1 2AB").
-_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
+# A UK postcode, held upper case with one space before the inward code ("NT1 2AB"). Sent in
+# either case, with or without the space (or with spaces around it): the schema's pattern is
+# the rule itself, so a postcode the schema admits is one the API accepts, and the reverse.
+_POSTCODE_MAX = 10
+_POSTCODE_PATTERN = r"^ *([A-Za-z]{1,2}[0-9][A-Za-z0-9]?) *([0-9][A-Za-z]{2}) *$"
+_POSTCODE = re.compile(_POSTCODE_PATTERN)
 
 
 def _postcode(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    m = _POSTCODE.match(re.sub(r"\s+", " ", value.strip().upper()))
+    m = _POSTCODE.match(value) if len(value) <= _POSTCODE_MAX else None
     if m is None:
         raise ValueError("not a UK postcode (e.g. 'NT1 2AB')")
-    return f"{m.group(1)} {m.group(2)}"
+    return f"{m.group(1).upper()} {m.group(2).upper()}"
 
 
 Postcode = Annotated[
     str,
     BeforeValidator(_postcode),
-    WithJsonSchema({"type": "string", "maxLength": 10, "examples": ["NT1 2AB"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": _POSTCODE_MAX,
+            "pattern": _POSTCODE_PATTERN,
+            "examples": ["NT1 2AB"],
+        }
+    ),
 ]
 
 # A name as written: letters of any alphabet, spaces, hyphens and apostrophes; no digits.

@@ -26,6 +26,7 @@ from mset_contract.ledger import (
     DisclosureView,
 )
 from mset_contract.vocab import Role
+from services.notifications.polling import PollingLoop
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import (
     EmailMessage,
@@ -104,8 +105,10 @@ def inbox_disclosed(principal: Principal, items: list[InboxItem]) -> list[dict[s
     ]
 
 
-class DisclosureRelay:
+class DisclosureRelay(PollingLoop):
     """Posts noted disclosures to the referral service's ledger, on its own thread."""
+
+    name = "disclosure-relay"
 
     def __init__(
         self,
@@ -114,32 +117,18 @@ class DisclosureRelay:
         stop: threading.Event,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        super().__init__(stop, settings.disclosure_relay_seconds)
         self.store = store
         self.s = settings
-        self.stop = stop
         self.client = httpx.Client(
             base_url=settings.referral_url,
             timeout=10.0,
             transport=transport,
             headers={"Authorization": f"Bearer {settings.service_token.get_secret_value()}"},
         )
-        self.thread = threading.Thread(target=self.run, name="disclosure-relay", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                try:
-                    done = self.tick()
-                except Exception:
-                    log.exception("disclosure relay tick failed; retrying")
-                    done = 0
-                if not done:
-                    self.stop.wait(self.s.disclosure_relay_seconds)
-        finally:
-            self.client.close()
+    def close(self) -> None:
+        self.client.close()
 
     def tick(self) -> int:
         """Relay one batch; how many the ledger now has."""

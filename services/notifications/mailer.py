@@ -23,6 +23,7 @@ from email.utils import parseaddr
 
 from services.notifications.disclosures import email_disclosed
 from services.notifications.domain import backoff_seconds
+from services.notifications.polling import PollingLoop
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import EmailClaim, EmailMessage, Store, now_utc
 
@@ -50,27 +51,15 @@ def mime(msg: EmailMessage, sender: str) -> MimeMessage:
     return m
 
 
-class Mailer:
+class Mailer(PollingLoop):
     """Sends due e-mails from the outbox on its own thread."""
 
+    name = "mailer"
+
     def __init__(self, store: Store, settings: NotificationsSettings, stop: threading.Event):
+        super().__init__(stop, settings.dispatch_poll_seconds)
         self.store = store
         self.s = settings
-        self.stop = stop
-        self.thread = threading.Thread(target=self.run, name="mailer", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                done = self.tick()
-            except Exception:
-                log.exception("mailer tick failed; retrying")
-                done = 0
-            if not done:
-                self.stop.wait(self.s.dispatch_poll_seconds)
 
     def tick(self) -> int:
         """Send due e-mails, claiming each just before it is sent, up to a batch."""

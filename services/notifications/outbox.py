@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 
 from mset_contract.events import from_structured_json, structured_trace_context, to_kafka
 from services.notifications.broker import Broker
+from services.notifications.polling import PollingLoop
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import Store, now_utc
 
@@ -38,31 +39,25 @@ log = logging.getLogger("mset.notifications.outbox")
 BATCH = 100
 
 
-class OutboxRelay:
+class OutboxRelay(PollingLoop):
+    name = "outbox-relay"
+
     def __init__(
         self, broker: Broker, store: Store, settings: NotificationsSettings, stop: threading.Event
     ) -> None:
+        super().__init__(stop, settings.outbox_relay_seconds)
         self.broker = broker
         self.store = store
         self.s = settings
-        self.stop = stop
         self.resent = 0
-        self.thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
+    def failed(self, exc: Exception) -> None:
+        if isinstance(exc, KafkaError):
+            log.warning("outbox relay: broker unavailable (%s); retrying", exc)
+        else:
+            super().failed(exc)
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.tick()
-            except KafkaError as exc:
-                log.warning("outbox relay: broker unavailable (%s); retrying", exc)
-            except Exception:
-                log.exception("outbox relay: tick failed; retrying")
-            self.stop.wait(self.s.outbox_relay_seconds)
-
-    def tick(self) -> None:
+    def tick(self) -> int:
         topic = self.s.events_topic
         topic_id = self.broker.ensure_topics(force=True)
         while self.store.settle_outbox(self.s.outbox_consumer_groups):
@@ -81,12 +76,15 @@ class OutboxRelay:
         if last != topic_id:
             # Only once everything was sent again: a failure above retries the whole step.
             self.store.set_outbox_topic_id(topic, topic_id)
-            return
+            return 0
         cutoff = now_utc() - timedelta(seconds=self.s.outbox_unacknowledged_after_seconds)
         sent = self._resend(recorded_before=cutoff)
         if sent:
             log.warning("outbox relay: sent %d events the broker never acknowledged", sent)
         self.store.prune_outbox(now_utc() - timedelta(days=self.s.outbox_keep_settled_days))
+        # Always 0: the relay pauses after every pass (the publisher sends new events itself;
+        # this pass only finds what the broker lost or never acknowledged).
+        return 0
 
     def _resend(self, recorded_before: datetime | None = None) -> int:
         after, sent = 0, 0

@@ -71,6 +71,7 @@ from mset_platform.codec import Keyring
 from mset_platform.egress import GuardedTransport, Lookup, refused_by_guard, system_lookup
 from services.notifications.disclosures import webhook_disclosed
 from services.notifications.domain import backoff_seconds
+from services.notifications.polling import PollingLoop
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import (
     DeliveryClaim,
@@ -201,8 +202,10 @@ def verify(
     return any(hmac.compare_digest(expected, v) for v in parts.get("v1", []))
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(PollingLoop):
     """Posts due deliveries from the ledger, on its own thread, one at a time."""
+
+    name = "webhook-dispatcher"
 
     def __init__(
         self,
@@ -212,9 +215,9 @@ class WebhookDispatcher:
         lookup: Lookup = system_lookup,
     ) -> None:
         """``lookup`` resolves host names (the system resolver; a test plays DNS with it)."""
+        super().__init__(stop, settings.dispatch_poll_seconds)
         self.store = store
         self.s = settings
-        self.stop = stop
         keyring = settings.codec_keyring()
         if keyring is None:
             raise ValueError("webhook secrets are sealed with the payload keys: none are set")
@@ -226,23 +229,9 @@ class WebhookDispatcher:
             transport=GuardedTransport(settings.egress_allow_list, lookup),
             headers={"User-Agent": "mset-flow-webhooks/1"},
         )
-        self.thread = threading.Thread(target=self.run, name="webhook-dispatcher", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                try:
-                    done = self.tick()
-                except Exception:
-                    log.exception("webhook dispatcher tick failed; retrying")
-                    done = 0
-                if not done:
-                    self.stop.wait(self.s.dispatch_poll_seconds)
-        finally:
-            self.client.close()
+    def close(self) -> None:
+        self.client.close()
 
     def tick(self) -> int:
         """Post due deliveries, claiming each just before it is posted, up to a batch."""

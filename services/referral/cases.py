@@ -39,7 +39,7 @@ from mset_contract.referral_workflow import (
     update_input,
 )
 from mset_contract.vocab import ExitReason, RiskLevel, Stage
-from mset_platform.access import Rule, Scope
+from mset_platform.access import Rule
 from mset_platform.cases import CaseClient
 from services.referral.agencies import Directory
 from services.referral.domain import (
@@ -181,15 +181,18 @@ class CaseDesk:
         except ReferralNotFound:
             raise ReferralNotFound(not_found) from None
         case = await run_in_threadpool(self.intake.case_row, row)
-        facts = await run_in_threadpool(self.intake.case_facts, row)
-        if ACTION_PROGRESS.scope(principal) is Scope.owner:
-            # Who owns the action, from the read model: an action is recorded there before
-            # the review that agreed it is answered, and its owner never changes.
-            recorded = recorded_state(case)
-            actions = recorded.actions if recorded else []
-            owner = next((a.owner_agency_id for a in actions if a.action_id == action_id), None)
-            facts = await run_in_threadpool(self.intake.case_facts, row, owner)
+        # The action, from the read model: an action is recorded there before the review
+        # that agreed it is answered, and its owner never changes.
+        recorded = recorded_state(case)
+        actions = recorded.actions if recorded else []
+        action = next((a for a in actions if a.action_id == action_id), None)
+        owner = action.owner_agency_id if action else None
+        facts = await run_in_threadpool(self.intake.case_facts, row, owner)
         check(principal, ACTION_PROGRESS, facts, not_found)
+        if action is None:
+            # Checked after the access rule, so a caller who may not see the case learns
+            # nothing from the answer; one who may is told the action is not there.
+            raise ReferralNotFound(not_found)
         await run_in_threadpool(self.intake.disclose, principal, referral_id, "action_progress")
         # A partner system has no user: the agency itself is who reported.
         by = principal.user_id if principal.kind == "user" else principal.agency_id

@@ -180,3 +180,28 @@ async def test_a_refusal_for_what_the_caller_may_not_see_is_the_404_of_what_does
                 none = await http.request(method, path.format(id=fake), json=body)
                 assert real.status_code == 404, (who[:6], path, real.text)
                 same_answer(real, none, rid, fake)
+
+
+async def test_progress_on_an_action_the_case_does_not_have_is_a_404_naming_it(
+    intake: Intake,
+) -> None:
+    """A coordinator who may update the case's actions, reporting on an action id the case
+    has no action under, is told it is not there (404), as for any record that is not: not
+    that the request was invalid (the id is well formed), and nothing is recorded."""
+    csc = intake.new_agency("Northshire CSC")
+    intake.new_agency("MSET Partnership", AgencyType.local_authority)
+    coordinator = intake.new_user("Cass Ord", Role.coordinator, "MSET Partnership", OURS)
+    body = tool(child__local_authority=LA, child__agency_child_ref=f"C-{uuid.uuid4().hex[:8]}")
+    async with intake.http(csc) as partner:
+        rid = (await partner.post("/v1/referrals", json=body)).json()["referral_id"]
+        await wait_for_stage(partner, rid, "awaiting_pre_mset")
+    async with intake.http(coordinator) as http:
+        resp = await http.post(
+            f"/v1/referrals/{rid}/actions/no-such-action/progress",
+            json={"note": "visited", "completed": True},
+        )
+        assert resp.status_code == 404, resp.text
+        assert "no-such-action" in resp.json()["detail"]
+        case = await http.get(f"/v1/referrals/{rid}")
+        assert case.status_code == 200, case.text
+        assert case.json()["open_actions"] == []

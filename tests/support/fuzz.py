@@ -80,6 +80,7 @@ BEYOND_THE_SCHEMA = (
     Beyond(r"[\w.]+", r".* is in the future", _CLOCK),
     Beyond(r"[\w.]+", r".* within 365 days.*: check the year", _CLOCK),
     Beyond(r"[\w.]*due_at", r".*the due date (has passed|must be in the future).*", _CLOCK),
+    Beyond("held_at", r"a meeting called now cannot have been held before yesterday", _CLOCK),
     Beyond(r"child\.date_of_birth", r"the young person is \d+: MSET is for children .*", _CLOCK),
     # Other fields' values: JSON Schema compares a value with constants, never with another.
     Beyond(r"[\w.]+", r"reported_at is before the child's date of birth.*", "two values compared"),
@@ -101,8 +102,13 @@ BEYOND_THE_SCHEMA = (
         r"no local authority '.*' in this partnership.*",
         "deployment configuration",
     ),
-    # A check digit is arithmetic over the other digits (modulus 11): no pattern says it.
-    Beyond(r"child\.nhs_number", r"the NHS number's check digit does not match.*", "a checksum"),
+    # A check digit is arithmetic over the other digits (modulus 11): no pattern says it. One
+    # digit ten times passes that arithmetic (0000000000), and is refused as not a number.
+    Beyond(
+        r"child\.nhs_number",
+        r"(the NHS number's check digit does not match.*|an NHS number is not one digit repeated)",
+        "a checksum",
+    ),
     # An opaque cursor is one the API made (signed): a schema can only say it is a string.
     Beyond("query.cursor", r"not a cursor this API made.*", "a token only the API mints"),
 )

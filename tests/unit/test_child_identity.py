@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from mset_contract.identity import NhsNumber, Postcode, nhs_check_digit
@@ -74,6 +76,28 @@ def test_postcodes_are_held_upper_case_with_one_space_and_nonsense_is_refused() 
     assert POSTCODE.validate_python("SW1A1AA") == "SW1A 1AA"
     with pytest.raises(ValidationError, match="not a UK postcode"):
         POSTCODE.validate_python("12 High Street")
+
+
+_POSTCODE_SCHEMA = POSTCODE.json_schema()
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.from_regex(_POSTCODE_SCHEMA["pattern"], fullmatch=True))
+def test_a_postcode_the_schema_admits_is_accepted_and_one_it_refuses_is_refused(
+    sent: str,
+) -> None:
+    """The OpenAPI's pattern and length are the postcode rule: a partner that follows the
+    schema is never refused, and what the schema refuses is never stored."""
+    admitted = len(sent) <= _POSTCODE_SCHEMA["maxLength"]
+    if admitted:
+        held = POSTCODE.validate_python(sent)
+        assert held == held.upper() and held.count(" ") == 1
+    else:
+        with pytest.raises(ValidationError, match="not a UK postcode"):
+            POSTCODE.validate_python(sent)
+    for refused in (sent.replace(" ", "\t") + "\t", sent + " X"):
+        with pytest.raises(ValidationError, match="not a UK postcode"):
+            POSTCODE.validate_python(refused)
 
 
 def test_the_identity_is_optional_and_a_bad_one_names_the_field() -> None:
