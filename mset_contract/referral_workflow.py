@@ -30,7 +30,14 @@ from mset_contract.cases import (
     PreMsetDecisionRequest,
 )
 from mset_contract.referral import ResolvedIndicator
-from mset_contract.triage import Escalation, EscalationKind, TriageResult
+from mset_contract.triage import (
+    ActionFact,
+    Escalation,
+    EscalationKind,
+    MissingEpisodeFact,
+    TriageInput,
+    TriageResult,
+)
 from mset_contract.types import ActionId, FreeText, LocalAuthorityCode, month_of, today_uk
 from mset_contract.vocab import (
     ActionAim,
@@ -411,6 +418,79 @@ class TriageFacts(_Turns18):
     indicators: list[ResolvedIndicator]
     exploitation_types: list[ExploitationType]
     assessed_at: datetime
+
+
+def triage_input(
+    facts: TriageFacts,
+    state: ReferralState,
+    as_of: datetime,
+    ruleset_version: str | None = None,
+) -> TriageInput:
+    """What the rules are given for a case: the tool's facts and the missing episodes and
+    actions the case holds. The workflow builds it at each triage; the panel papers build a
+    past triage's again, from the case as it was then (``case_as_it_was``), to show why it
+    came out as it did."""
+    return TriageInput(
+        ruleset_version=ruleset_version,
+        as_of=as_of,
+        catalogue_version=facts.catalogue_version,
+        local_authority=facts.local_authority,
+        age_years=facts.age_years,
+        turns_18_month=facts.turns_18(as_of),
+        referrer_level=facts.referrer_level,
+        referrer_rationale_given=facts.referrer_rationale_given,
+        indicators=facts.indicators,
+        exploitation_types=facts.exploitation_types,
+        missing_episodes=[
+            MissingEpisodeFact(
+                episode_ref=str(e.episode_id),
+                reported_at=e.reported_at,
+                returned_at=e.returned_at,
+                rhi_offered_at=e.rhi_offered_at,
+                located_in_authority=e.located_in_authority,
+            )
+            for e in state.missing_episodes
+        ],
+        actions=[
+            ActionFact(
+                action_ref=a.action_id,
+                owner_agency_id=a.owner_agency_id,
+                due_at=a.due_at,
+                completed=not a.open,
+            )
+            for a in state.actions
+        ],
+        last_assessed_at=facts.assessed_at,
+    )
+
+
+def case_as_it_was(state: ReferralState, at: datetime) -> ReferralState:
+    """The case's episodes and actions as they stood at ``at``: those recorded later left
+    out, and what happened to the others later (a return, an RHI offer, a completion, an
+    exit's disposition) not yet happened."""
+    episodes = [
+        e.model_copy(
+            update={
+                "returned_at": e.returned_at if e.returned_at and e.returned_at <= at else None,
+                "rhi_offered_at": (
+                    e.rhi_offered_at if e.rhi_offered_at and e.rhi_offered_at <= at else None
+                ),
+            }
+        )
+        for e in state.missing_episodes
+        if e.reported_at <= at
+    ]
+    actions = [
+        a.model_copy(
+            update={
+                "completed_at": a.completed_at if a.completed_at and a.completed_at <= at else None,
+                "disposition": a.disposition if a.ended_at and a.ended_at <= at else None,
+            }
+        )
+        for a in state.actions
+        if a.created_at <= at
+    ]
+    return state.model_copy(update={"missing_episodes": episodes, "actions": actions})
 
 
 class RecordStageInput(_Model):

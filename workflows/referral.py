@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TriageFacts,
         TriageFactsInput,
         TriageSummary,
+        triage_input,
     )
     from mset_contract.temporal import (
         LOCAL_AUTHORITY_SEARCH_ATTRIBUTE,
@@ -75,11 +76,9 @@ with workflow.unsafe.imports_passed_through():
         TRIAGE_TASK_QUEUE,
     )
     from mset_contract.triage import (
-        ActionFact,
         AgencyDesignation,
         Escalation,
         EscalationKind,
-        MissingEpisodeFact,
         TriageInput,
         TriageResult,
     )
@@ -436,39 +435,8 @@ class ReferralWorkflow:
         )
 
     def _triage_input(self, facts: TriageFacts, now: datetime) -> TriageInput:
-        s = self.s
-        assert s is not None
-        return TriageInput(
-            as_of=now,
-            catalogue_version=facts.catalogue_version,
-            local_authority=facts.local_authority,
-            age_years=facts.age_years,
-            turns_18_month=facts.turns_18(now),
-            referrer_level=facts.referrer_level,
-            referrer_rationale_given=facts.referrer_rationale_given,
-            indicators=facts.indicators,
-            exploitation_types=facts.exploitation_types,
-            missing_episodes=[
-                MissingEpisodeFact(
-                    episode_ref=str(e.episode_id),
-                    reported_at=e.reported_at,
-                    returned_at=e.returned_at,
-                    rhi_offered_at=e.rhi_offered_at,
-                    located_in_authority=e.located_in_authority,
-                )
-                for e in s.missing_episodes
-            ],
-            actions=[
-                ActionFact(
-                    action_ref=a.action_id,
-                    owner_agency_id=a.owner_agency_id,
-                    due_at=a.due_at,
-                    completed=not a.open,
-                )
-                for a in s.actions
-            ],
-            last_assessed_at=facts.assessed_at,
-        )
+        assert self.s is not None
+        return triage_input(facts, self.s, now)
 
     # --- stage keeping ------------------------------------------------------------------------
 

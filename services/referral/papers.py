@@ -39,8 +39,14 @@ from mset_contract.papers import (
     PapersWhy,
 )
 from mset_contract.referral import MissingChild, ReferralCreate
-from mset_contract.referral_workflow import ReferralState, TriageFacts, TriageFactsInput
-from mset_contract.triage import ActionFact, MissingEpisodeFact, TriageInput, TriageResult
+from mset_contract.referral_workflow import (
+    ReferralState,
+    TriageFacts,
+    TriageFactsInput,
+    case_as_it_was,
+    triage_input,
+)
+from mset_contract.triage import TriageInput, TriageResult
 from mset_contract.types import age_on, today_uk
 from mset_contract.vocab import AgencyType, RiskLevel, Role, Stage
 from services.referral.activities import ReferralActivities
@@ -193,46 +199,11 @@ class PapersDesk:
 
 
 def _triage_input(facts: TriageFacts, state: ReferralState, as_of: datetime) -> TriageInput:
-    """The latest triage's own input: what the case held at that moment (as the workflow
-    builds it, ``ReferralWorkflow._triage_input``)."""
+    """The latest triage's own input: what the case held at that moment, built as the
+    workflow builds it."""
     summary = state.triage
     assert summary is not None
-    return TriageInput(
-        ruleset_version=summary.ruleset_version,
-        as_of=as_of,
-        catalogue_version=facts.catalogue_version,
-        local_authority=facts.local_authority,
-        age_years=facts.age_years,
-        turns_18_month=facts.turns_18(as_of),
-        referrer_level=facts.referrer_level,
-        referrer_rationale_given=facts.referrer_rationale_given,
-        indicators=facts.indicators,
-        exploitation_types=facts.exploitation_types,
-        missing_episodes=[
-            MissingEpisodeFact(
-                episode_ref=str(e.episode_id),
-                reported_at=e.reported_at,
-                returned_at=e.returned_at if e.returned_at and e.returned_at <= as_of else None,
-                rhi_offered_at=(
-                    e.rhi_offered_at if e.rhi_offered_at and e.rhi_offered_at <= as_of else None
-                ),
-                located_in_authority=e.located_in_authority,
-            )
-            for e in state.missing_episodes
-            if e.reported_at <= as_of
-        ],
-        actions=[
-            ActionFact(
-                action_ref=a.action_id,
-                owner_agency_id=a.owner_agency_id,
-                due_at=a.due_at,
-                completed=a.completed_at is not None and a.completed_at <= as_of,
-            )
-            for a in state.actions
-            if a.created_at <= as_of
-        ],
-        last_assessed_at=facts.assessed_at,
-    )
+    return triage_input(facts, case_as_it_was(state, as_of), as_of, summary.ruleset_version)
 
 
 def _who_of_row(row: Referral, agency: Agency) -> PapersWho:
