@@ -56,8 +56,10 @@ def test_a_coordinator_prepares_a_pre_mset_meeting_from_submitted_referrals(
     page: Page, stack: Stack
 ) -> None:
     cases = [stack.submit(level, authority=AUTHORITY) for level in ("high risk", "medium risk")]
-    for case in cases:
-        until(lambda c=case: stack.stage(c) == "awaiting_pre_mset", what=f"{case} awaits")
+    def awaiting() -> bool:
+        return all(stack.stage(c) == "awaiting_pre_mset" for c in cases)
+
+    until(awaiting, what="the cases await Pre-MSET")
 
     # The cases awaiting Pre-MSET in the authority, a page at a time (two rows a page here).
     sign_in(page, stack, "coordinator", then="/awaiting")
