@@ -56,6 +56,7 @@ def test_a_coordinator_prepares_a_pre_mset_meeting_from_submitted_referrals(
     page: Page, stack: Stack
 ) -> None:
     cases = [stack.submit(level, authority=AUTHORITY) for level in ("high risk", "medium risk")]
+
     def awaiting() -> bool:
         return all(stack.stage(c) == "awaiting_pre_mset" for c in cases)
 
