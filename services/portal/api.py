@@ -11,7 +11,6 @@ page through links, filters are GET forms. GOV.UK Frontend's script only adds co
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -557,7 +556,7 @@ def create_app(
             view=view,
             values=values,
             errors={},
-            decision_id=f"portal-{secrets.token_hex(12)}",
+            decision_id=plan.decision_id_for(str(referral_id), view.sequence),
         )
 
     @app.post("/cases/{referral_id}/pre-mset-decision", response_class=HTMLResponse)
@@ -579,7 +578,14 @@ def create_app(
         if decision is not None:
             try:
                 await back(request).pre_mset_decision(credential, referral_id, decision)
-            except (Invalid, Conflict) as exc:
+            except Conflict as exc:
+                # Its id is the case's state as the form was shown: another chair decided
+                # on that state first, differently.
+                errors = {
+                    "outcome": "Another chair recorded a different decision on this case "
+                    "first (" + _differing(exc) + "): read the case as it is now"
+                }
+            except Invalid as exc:
                 errors = _refusal_errors(exc)
         if errors:
             view = await back(request).case(credential, referral_id)
@@ -628,7 +634,7 @@ def create_app(
         blank = plan.PlanForm(
             {"level": level.value, "rationale": ""}, plan.action_rows({}, 1), None, {}
         )
-        review_id = plan.review_id_for(str(referral_id), view.sequence)
+        review_id = plan.decision_id_for(str(referral_id), view.sequence)
         return await _plan_page(request, credential, view, blank, review_id)
 
     @app.post("/cases/{referral_id}/mset-review", response_class=HTMLResponse)
@@ -653,9 +659,8 @@ def create_app(
                     form,
                     errors={
                         "level": "Another chair recorded a different review of this case "
-                        "first: read the case as it is now, then record yours again ("
-                        + _reason(exc)
-                        + ")"
+                        "first (" + _differing(exc) + "): read the case as it is now, then "
+                        "record yours again if it still stands"
                     },
                 )
             except Invalid as exc:
@@ -990,6 +995,15 @@ def _local(target: str) -> str:
 
 def _reason(exc: ServiceAnswer) -> str:
     return exc.errors[0].reason if exc.errors else exc.detail
+
+
+def _differing(exc: ServiceAnswer) -> str:
+    """What of a conflicting decision differs from the one recorded, in words."""
+    fields = [domain.words(e.field).lower() for e in exc.errors if e.field != "body"]
+    if not fields:
+        return _reason(exc)
+    named = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + " and " + fields[-1]
+    return f"their {named} {'differs' if len(fields) == 1 else 'differ'} from yours"
 
 
 def _body(detail: str) -> Any:

@@ -179,9 +179,9 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]) if text else text
 
 
-def review_id_for(referral_id: str, sequence: int) -> str:
-    """The review's id, from the case's state as the form was shown (its record number): a
-    retry of the same form is one review, and two chairs who opened the form on the same
-    state share the id, so the second's different review is refused (409) as a conflict
-    rather than recorded on top of the first unseen."""
+def decision_id_for(referral_id: str, sequence: int) -> str:
+    """A decision's or review's id, from the case's state as the form was shown (the read
+    model's record number): a retry of the same form is one decision, and two chairs who
+    opened the form on the same state share the id, so the second's different decision is
+    refused by the case (409) as a conflict rather than recorded on top of the first unseen."""
     return f"portal-{referral_id[:8]}-{sequence}"

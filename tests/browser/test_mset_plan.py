@@ -35,9 +35,12 @@ def test_a_chair_records_meets_criteria_and_then_an_mset_plan(
     case = stack.submit("high risk")
     until(lambda: stack.stage(case) == "awaiting_pre_mset", what="the case awaits Pre-MSET")
 
-    # "Meets criteria" at the suggested level.
+    # "Meets criteria" at the suggested level; a second chair has the form open too.
     sign_in(page, stack, "chair", then=f"/cases/{case}/pre-mset-decision")
     accessible(page)
+    other = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    second = other.new_page()
+    sign_in(second, stack, "chair", then=f"/cases/{case}/pre-mset-decision")
     page.get_by_label("Meets the MSET criteria").check()
     page.get_by_role("button", name="Record the decision").click()
     page.wait_for_url(f"{stack.portal}/cases/{case}")
@@ -45,16 +48,24 @@ def test_a_chair_records_meets_criteria_and_then_an_mset_plan(
     expect(page.get_by_test_id("case-summary")).to_contain_text("Awaiting MSET")
     expect(page.get_by_role("button", name="Record the Pre-MSET decision")).to_have_count(0)
 
+    # The second chair decides otherwise on the form opened before: shown as a conflict.
+    second.get_by_label("More information needed from the referrer").check()
+    second.get_by_role("button", name="Record the decision").click()
+    accessible(second)
+    expect(second.locator(".govuk-error-summary")).to_contain_text(
+        "Another chair recorded a different decision on this case first (their outcome differs"
+    )
+    expect(second.locator("#outcome-error")).to_contain_text("Another chair")
+    assert stack.stage(case) == "awaiting_mset"
+
     # The MSET review: the level agreed so far is preselected.
     page.get_by_role("button", name="Record the MSET review and plan").click()
     accessible(page)
     expect(page.locator("#level-high")).to_be_checked()
     review_id = page.locator("input[name=review_id]").input_value()
 
-    # A second chair opens the same case's form now, before the first records the plan.
-    other = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    second = other.new_page()
-    sign_in(second, stack, "chair", then=f"/cases/{case}/mset-review")
+    # The second chair opens the same case's form now, before the first records the plan.
+    second.goto(f"{stack.portal}/cases/{case}/mset-review")
     assert second.locator("input[name=review_id]").input_value() == review_id
 
     today = datetime.now(LONDON)
@@ -126,7 +137,7 @@ def test_a_chair_records_meets_criteria_and_then_an_mset_plan(
     second.get_by_role("button", name="Record the review and plan").click()
     accessible(second)
     expect(second.locator(".govuk-error-summary")).to_contain_text(
-        "Another chair recorded a different review of this case first"
+        "Another chair recorded a different review of this case first (their"
     )
     expect(second.locator("#level-error")).to_contain_text("Another chair")
     # Nothing of it was recorded: the level agreed is still the first chair's.

@@ -91,8 +91,8 @@ def test_the_case_s_refusals_name_the_row_the_chair_sees() -> None:
 
 def test_two_chairs_who_open_the_form_on_the_same_state_share_the_review_id() -> None:
     case = str(uuid.uuid4())
-    assert plan.review_id_for(case, 7) == plan.review_id_for(case, 7)
-    assert plan.review_id_for(case, 7) != plan.review_id_for(case, 8)
+    assert plan.decision_id_for(case, 7) == plan.decision_id_for(case, 7)
+    assert plan.decision_id_for(case, 7) != plan.decision_id_for(case, 8)
 
 
 def test_attendance_by_agency_from_the_form() -> None:
