@@ -291,3 +291,7 @@ class OwnedAction(BaseModel):
 class OwnedActionPage(Page[OwnedAction]):
     """The caller's agency's actions, case by case. A page ends at a case boundary, so it may
     hold fewer than ``limit`` actions (or more, when one case alone has more)."""
+
+
+class CasePage(Page[CaseView]):
+    """Cases at one stage, the one submitted longest ago first (``GET /v1/referrals``)."""

@@ -11,7 +11,6 @@ page through links, filters are GET forms. GOV.UK Frontend's script only adds co
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,12 +30,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mset_contract.auth import Principal
-from mset_contract.cases import PreMsetDecisionRequest
+from mset_contract.cases import CaseView, PreMsetDecisionRequest
 from mset_contract.meeting import MeetingKind
 from mset_contract.papers import PanelPapers
 from mset_contract.referral import RhiOutcomeCreate
-from mset_contract.vocab import PreMsetOutcome, RiskLevel
-from mset_platform.edge import BodyLimit, add_healthz, caller_address, serve_main
+from mset_contract.vocab import PreMsetOutcome, RiskLevel, Stage
+from mset_platform.edge import BodyLimit, FieldError, add_healthz, caller_address, serve_main
 from mset_platform.identity import (
     CALLER_ADDRESS,
     AuthenticationThrottled,
@@ -45,7 +44,7 @@ from mset_platform.identity import (
 )
 from mset_platform.metrics import install_metrics
 from services.notifications.schemas import ActionedCreate
-from services.portal import domain
+from services.portal import attendance, domain, plan
 from services.portal.backend import (
     Backend,
     Conflict,
@@ -542,6 +541,8 @@ def create_app(
             timeline=case_timeline(view, papers),
             may_decide=domain.may_use(principal.role, Section.decide)
             and view.stage == "awaiting_pre_mset",
+            may_review=domain.may_use(principal.role, Section.decide)
+            and view.stage in {"awaiting_mset", "active_plan"},
         )
 
     @app.get("/cases/{referral_id}/pre-mset-decision", response_class=HTMLResponse)
@@ -555,7 +556,7 @@ def create_app(
             view=view,
             values=values,
             errors={},
-            decision_id=f"portal-{secrets.token_hex(12)}",
+            decision_id=plan.decision_id_for(str(referral_id), view.sequence),
         )
 
     @app.post("/cases/{referral_id}/pre-mset-decision", response_class=HTMLResponse)
@@ -577,7 +578,14 @@ def create_app(
         if decision is not None:
             try:
                 await back(request).pre_mset_decision(credential, referral_id, decision)
-            except (Invalid, Conflict) as exc:
+            except Conflict as exc:
+                # Its id is the case's state as the form was shown: another chair decided
+                # on that state first, differently.
+                errors = {
+                    "outcome": "Another chair recorded a different decision on this case "
+                    "first (" + _differing(exc) + "): read the case as it is now"
+                }
+            except Invalid as exc:
                 errors = _refusal_errors(exc)
         if errors:
             view = await back(request).case(credential, referral_id)
@@ -591,6 +599,81 @@ def create_app(
                 decision_id=form.get("decision_id", ""),
             )
         flash(session, "The Pre-MSET decision is recorded.")
+        return redirect(request, f"/cases/{referral_id}")
+
+    # --- the MSET review and its plan (chair) ------------------------------------------------
+
+    async def _plan_page(
+        request: Request,
+        credential: str,
+        view: CaseView,
+        form: plan.PlanForm,
+        review_id: str,
+        status: int = 200,
+    ) -> Response:
+        agencies = await back(request).agencies(credential)
+        return render(
+            request,
+            "mset_review.html",
+            status=status,
+            view=view,
+            values=form.values,
+            rows=form.rows,
+            errors=form.errors,
+            review_id=review_id,
+            agencies=agencies,
+            aims=plan.AIM_NAMES,
+            targets=plan.TARGET_NAMES,
+        )
+
+    @app.get("/cases/{referral_id}/mset-review", response_class=HTMLResponse)
+    async def plan_form(request: Request, referral_id: uuid.UUID) -> Response:
+        _, credential, _ = signed_in(request, Section.decide)
+        view = await back(request).case(credential, referral_id)
+        level = view.level or view.suggested_level or view.referrer_level
+        blank = plan.PlanForm(
+            {"level": level.value, "rationale": ""}, plan.action_rows({}, 1), None, {}
+        )
+        review_id = plan.decision_id_for(str(referral_id), view.sequence)
+        return await _plan_page(request, credential, view, blank, review_id)
+
+    @app.post("/cases/{referral_id}/mset-review", response_class=HTMLResponse)
+    async def record_plan(request: Request, referral_id: uuid.UUID) -> Response:
+        """The MSET review and its plan, over the referral API's review route. "Add another
+        action" shows the form again with a row more; the case's refusals stand beside the
+        field each concerns; another chair's different review of the same state is shown as
+        such (the review id is the state's: ``plan.review_id_for``)."""
+        session, credential, _ = signed_in(request, Section.decide)
+        fields = await posted(request, session)
+        review_id = fields.get("review_id", "")
+        adding = "add_action" in fields
+        form = plan.read_plan(fields, review_id, adding=adding)
+        if adding:
+            form = replace(form, errors={}, review=None)
+        elif form.review is not None:
+            sent_rows = [n for n, row in enumerate(form.rows) if any(row.values())]
+            try:
+                await back(request).mset_review(credential, referral_id, form.review)
+            except Conflict as exc:
+                form = replace(
+                    form,
+                    errors={
+                        "level": "Another chair recorded a different review of this case "
+                        "first (" + _differing(exc) + "): read the case as it is now, then "
+                        "record yours again if it still stands"
+                    },
+                )
+            except Invalid as exc:
+                errors: dict[str, str] = {}
+                for e in exc.errors or [FieldError(field="body", reason=exc.detail)]:
+                    name, words = plan.review_field(e.field, e.reason, sent_rows)
+                    errors.setdefault(name, words)
+                form = replace(form, errors=errors)
+        if adding or form.errors:
+            view = await back(request).case(credential, referral_id)
+            status = 200 if adding else 422
+            return await _plan_page(request, credential, view, form, review_id, status)
+        flash(session, "The MSET review and its plan are recorded.")
         return redirect(request, f"/cases/{referral_id}")
 
     # --- returned children: the Return Home Interview ----------------------------------------
@@ -699,6 +782,102 @@ def create_app(
         )
         return redirect(request, "/meetings")
 
+    # --- preparing a meeting (coordinator) ---------------------------------------------------
+
+    @app.get("/awaiting", response_class=HTMLResponse)
+    async def awaiting(
+        request: Request, local_authority: str = "", cursor: str | None = None
+    ) -> Response:
+        """The cases awaiting Pre-MSET of the authorities the person serves (or one of them),
+        submitted longest ago first, a page at a time; a coordinator calls the authority's
+        Pre-MSET meeting from here."""
+        _, credential, principal = signed_in(request, Section.awaiting)
+        authority = local_authority if local_authority in principal.authorities else ""
+        page = await back(request).cases_at(
+            credential, Stage.awaiting_pre_mset, authority or None, cursor, settings.page_size
+        )
+        base = "/awaiting" + (f"?local_authority={authority}" if authority else "")
+        return render(
+            request,
+            "awaiting.html",
+            page=page,
+            cursor=cursor,
+            base=base,
+            authority=authority,
+            authorities=principal.authorities,
+            may_call=principal.role == "coordinator",
+        )
+
+    async def _attendance_page(
+        request: Request,
+        credential: str,
+        meeting_id: uuid.UUID,
+        rows: list[dict[str, str]],
+        errors: dict[str, str],
+        status: int = 200,
+    ) -> Response:
+        found = await back(request).meeting(credential, meeting_id)
+        agencies = await back(request).agencies(credential)
+        return render(
+            request,
+            "attendance.html",
+            status=status,
+            meeting=found,
+            rows=rows,
+            errors=errors,
+            agencies=agencies,
+            capacities=attendance.CAPACITY_NAMES,
+        )
+
+    @app.get("/meetings/{meeting_id}/attendance", response_class=HTMLResponse)
+    async def attendance_form(request: Request, meeting_id: uuid.UUID) -> Response:
+        _, credential, principal = signed_in(request, Section.meetings)
+        if principal.role != "coordinator":
+            raise NotForYourRole("meetings/attendance")
+        found = await back(request).meeting(credential, meeting_id)
+        rows = attendance.rows_of(found.attendance.attendees)
+        return await _attendance_page(request, credential, meeting_id, rows, {})
+
+    @app.post("/meetings/{meeting_id}/attendance", response_class=HTMLResponse)
+    async def record_attendance(request: Request, meeting_id: uuid.UUID) -> Response:
+        """Who attended and who sent apologies, by agency (the meeting's attendance route,
+        which replaces the list). "Add another person" shows the form with a row more."""
+        session, credential, principal = signed_in(request, Section.meetings)
+        fields = await posted(request, session)
+        if principal.role != "coordinator":
+            raise NotForYourRole("meetings/attendance")
+        adding = "add_person" in fields
+        agencies = {str(a.agency_id): a.name for a in await back(request).agencies(credential)}
+        form = attendance.read_attendance(fields, agencies, adding=adding)
+        errors = {} if adding else form.errors
+        if not adding and form.update is not None:
+            try:
+                await back(request).set_attendance(credential, meeting_id, form.update)
+            except (Invalid, Conflict) as exc:
+                for e in exc.errors or [FieldError(field="body", reason=exc.detail)]:
+                    errors.setdefault(*attendance.refusal_field(e.field, e.reason, form.sent))
+        if adding or errors:
+            status = 200 if adding else 422
+            return await _attendance_page(
+                request, credential, meeting_id, form.rows, errors, status
+            )
+        flash(session, "The attendance is recorded.")
+        return redirect(request, f"/meetings/{meeting_id}")
+
+    @app.post("/meetings/{meeting_id}/agenda/refresh")
+    async def refresh_agenda(request: Request, meeting_id: uuid.UUID) -> Response:
+        session, credential, principal = signed_in(request, Section.meetings)
+        await posted(request, session)
+        if principal.role != "coordinator":
+            raise NotForYourRole("meetings/agenda")
+        try:
+            await back(request).refresh_agenda(credential, meeting_id)
+        except Conflict as exc:
+            flash(session, f"The agenda was not drawn up again: {_reason(exc)}")
+            return redirect(request, f"/meetings/{meeting_id}")
+        flash(session, "The agenda is drawn up again from the cases as they are now.")
+        return redirect(request, f"/meetings/{meeting_id}")
+
     @app.get("/meetings/{meeting_id}", response_class=HTMLResponse)
     async def meeting(
         request: Request, meeting_id: uuid.UUID, cursor: str | None = None
@@ -710,7 +889,16 @@ def create_app(
             and agenda.kind == MeetingKind.pre_mset
             and agenda.status != "closed"
         )
-        return render(request, "meeting.html", agenda=agenda, cursor=cursor, may_decide=may_decide)
+        found = await back(request).meeting(credential, meeting_id)
+        return render(
+            request,
+            "meeting.html",
+            agenda=agenda,
+            cursor=cursor,
+            may_decide=may_decide,
+            attendance=found.attendance,
+            may_prepare=principal.role == "coordinator" and agenda.status != "closed",
+        )
 
     @app.get("/meetings/{meeting_id}/minutes", response_class=HTMLResponse)
     async def minutes(
@@ -807,6 +995,15 @@ def _local(target: str) -> str:
 
 def _reason(exc: ServiceAnswer) -> str:
     return exc.errors[0].reason if exc.errors else exc.detail
+
+
+def _differing(exc: ServiceAnswer) -> str:
+    """What of a conflicting decision differs from the one recorded, in words."""
+    fields = [domain.words(e.field).lower() for e in exc.errors if e.field != "body"]
+    if not fields:
+        return _reason(exc)
+    named = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + " and " + fields[-1]
+    return f"their {named} {'differs' if len(fields) == 1 else 'differ'} from yours"
 
 
 def _body(detail: str) -> Any:

@@ -17,17 +17,33 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from mset_contract.cases import CaseView, MsetReviewRequest, PreMsetDecisionRequest
+from mset_contract.agencies import AgencyPage, AgencyPublic
+from mset_contract.cases import (
+    CasePage,
+    CaseView,
+    MsetReviewCreate,
+    MsetReviewRequest,
+    PreMsetDecisionRequest,
+)
 from mset_contract.episodes import ReturnedEpisodePage
 from mset_contract.meeting import (
     AgendaPublic,
+    AttendancePublic,
+    AttendanceUpdate,
     ItemDecisionPublic,
     MeetingPage,
+    MeetingPublic,
     ScheduleTriggered,
 )
 from mset_contract.papers import PanelPapers
 from mset_contract.referral import RhiOutcomeCreate
-from mset_contract.referral_workflow import MissingEpisodeState, PreMsetDecisionResult, RhiRecorded
+from mset_contract.referral_workflow import (
+    MissingEpisodeState,
+    MsetReviewRecorded,
+    PreMsetDecisionResult,
+    RhiRecorded,
+)
+from mset_contract.vocab import Stage
 from mset_platform.edge import ErrorBody, FieldError
 from services.notifications.schemas import ActionedCreate, InboxItemPublic, InboxPage, InboxState
 
@@ -191,6 +207,47 @@ class Backend:
         done = await self._call("referral", "POST", path, credential, body=decision)
         return PreMsetDecisionResult.model_validate(done)
 
+    async def mset_review(
+        self, credential: str, referral_id: uuid.UUID, review: MsetReviewCreate
+    ) -> MsetReviewRecorded:
+        """The MSET review and its plan's actions (chair), named by its ``review_id``."""
+        path = f"/v1/referrals/{referral_id}/mset-review"
+        done = await self._call("referral", "POST", path, credential, body=review)
+        return MsetReviewRecorded.model_validate(done)
+
+    async def cases_at(
+        self,
+        credential: str,
+        stage: Stage,
+        local_authority: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> CasePage:
+        """One page of the cases at ``stage`` the caller serves (never one case at a time)."""
+        params = {
+            "stage": stage.value,
+            "local_authority": local_authority,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return await self._get(CasePage, "referral", "/v1/referrals", credential, params=params)
+
+    async def agencies(self, credential: str, most: int = 1000) -> list[AgencyPublic]:
+        """The partnership's agencies by name (to choose an action's owner): the directory,
+        a page of 200 at a time, at most ``most`` of them."""
+        found: list[AgencyPublic] = []
+        cursor: str | None = None
+        while len(found) < most:
+            params = {"cursor": cursor, "limit": 200}
+            page = await self._get(
+                AgencyPage, "referral", "/v1/agencies", credential, params=params
+            )
+            found += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return found
+
     # --- referral: returned children and their interviews ----------------------------------
 
     async def returned(
@@ -227,6 +284,25 @@ class Backend:
         path = f"/v1/meetings/{meeting_id}/agenda"
         params = {"cursor": cursor, "limit": limit}
         return await self._get(AgendaPublic, "meeting", path, credential, params=params)
+
+    async def meeting(self, credential: str, meeting_id: uuid.UUID) -> MeetingPublic:
+        """The meeting, its status and its attendance."""
+        path = f"/v1/meetings/{meeting_id}"
+        return await self._get(MeetingPublic, "meeting", path, credential)
+
+    async def set_attendance(
+        self, credential: str, meeting_id: uuid.UUID, attendance: AttendanceUpdate
+    ) -> AttendancePublic:
+        """Who attended and who sent apologies, by agency (coordinator): replaces the list."""
+        path = f"/v1/meetings/{meeting_id}/attendance"
+        done = await self._call("meeting", "PUT", path, credential, body=attendance)
+        return AttendancePublic.model_validate(done)
+
+    async def refresh_agenda(self, credential: str, meeting_id: uuid.UUID) -> AgendaPublic:
+        """Draw the agenda up again from the cases as they are now (coordinator)."""
+        path = f"/v1/meetings/{meeting_id}/agenda/refresh"
+        done = await self._call("meeting", "POST", path, credential)
+        return AgendaPublic.model_validate(done)
 
     async def decide_item(
         self,

@@ -23,6 +23,7 @@ class Section(StrEnum):
     cases = "cases"
     decide = "decide"
     meetings = "meetings"
+    awaiting = "awaiting"
     returned = "returned"
 
 
@@ -41,6 +42,8 @@ SECTION_ROLES: dict[Section, frozenset[Role]] = {
     Section.decide: frozenset({Role.chair}),
     # GET /v1/meetings: the panel roles.
     Section.meetings: frozenset({Role.coordinator, Role.chair, Role.panel_member}),
+    # GET /v1/referrals?stage=awaiting_pre_mset: the coordinator and chairs (authorities served).
+    Section.awaiting: frozenset({Role.coordinator, Role.chair}),
     # GET /v1/missing-episodes?status=returned and POST .../{id}/rhi: the RHI provider (its
     # commissioning authorities) and the coordinator (the authorities served).
     Section.returned: frozenset({Role.provider, Role.coordinator}),
@@ -62,6 +65,7 @@ NAVIGATION = (
     NavItem(Section.home, "My work", "/"),
     NavItem(Section.inbox, "Inbox", "/inbox"),
     NavItem(Section.meetings, "Meetings", "/meetings"),
+    NavItem(Section.awaiting, "Awaiting Pre-MSET", "/awaiting"),
     NavItem(Section.returned, "Returned children", "/returned"),
 )
 

@@ -17,6 +17,7 @@ from mset_contract.agencies import AgencyPage, AgencyPublic
 from mset_contract.auth import IntrospectRequest, IntrospectResult, Principal
 from mset_contract.cases import (
     ActionProgressRequest,
+    CasePage,
     CaseView,
     ExitRequest,
     MsetReviewCreate,
@@ -52,7 +53,7 @@ from mset_contract.referral_workflow import (
 from mset_contract.report_publication import PublishedReport
 from mset_contract.reports import Report, ReportName
 from mset_contract.types import LocalAuthorityCode, QueryInstant
-from mset_contract.vocab import AgencyType
+from mset_contract.vocab import AgencyType, Stage
 from mset_platform.cases import CaseClient
 from mset_platform.cases_http import CASE_RESPONSES, install_case_error_handlers
 from mset_platform.edge import (
@@ -105,7 +106,7 @@ from services.referral.report_routes import add_board_pack_route, report_respons
 from services.referral.report_store import ReportStore
 from services.referral.reports import MeetingAggregates, ReportQuery, ReportsDesk
 from services.referral.settings import ReferralSettings
-from services.referral.store import AGENCY_ORDER, PLAN_CASE_ORDER, Store
+from services.referral.store import AGENCY_ORDER, CASE_ORDER, PLAN_CASE_ORDER, Store
 from services.referral.subject import HttpCaseRecordSource, SubjectAccess
 
 log = logging.getLogger("mset.referral")
@@ -238,6 +239,26 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         """Submit a completed Risk Assessment Tool. Retries are safe: the same
         Idempotency-Key, or the same partner_reference, returns the first answer."""
         return await request.app.state.intake.submit(caller, tool, idempotency_key)
+
+    @app.get(
+        "/v1/referrals",
+        response_model=CasePage,
+        responses=error_responses(401, 403, 422),
+        tags=["cases"],
+    )
+    async def list_cases(
+        request: Request,
+        caller: Caller,
+        stage: Annotated[Stage, Query(description="The stage the cases are at.")],
+        page: Annotated[PageRequest, page_query(CASE_ORDER)],
+        local_authority: Annotated[
+            LocalAuthorityCode | None,
+            Query(description="Only this authority's (one you serve)."),
+        ] = None,
+    ) -> CasePage:
+        """The cases at a stage (those awaiting Pre-MSET, say), the one submitted longest ago
+        first, a page at a time: the authorities you serve (coordinator, chair)."""
+        return await desk(request).at_stage(caller, stage, local_authority, page)
 
     @app.get(
         "/v1/referrals/{referral_id}",

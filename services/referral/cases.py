@@ -20,11 +20,13 @@ from mset_contract.auth import Principal
 from mset_contract.cases import (
     ActionProgressRequest,
     ActionView,
+    CasePage,
     CaseView,
     ExitRequest,
     MsetReviewRequest,
     PreMsetDecisionRequest,
 )
+from mset_contract.ledger import DisclosurePurpose, DisclosureView
 from mset_contract.meeting import ItemDecisionPublic
 from mset_contract.referral_workflow import (
     ActionProgressInput,
@@ -41,6 +43,7 @@ from mset_contract.referral_workflow import (
 from mset_contract.vocab import ExitReason, RiskLevel, Stage
 from mset_platform.access import Rule
 from mset_platform.cases import CaseClient
+from mset_platform.paging import FIRST_PAGE, PageRequest
 from services.referral.agencies import Directory
 from services.referral.domain import (
     CLOSED_STAGES,
@@ -49,15 +52,18 @@ from services.referral.domain import (
     check_owners,
 )
 from services.referral.intake import Intake
+from services.referral.ledger import Disclosed, to
 from services.referral.meetings import MeetingsUnavailable
 from services.referral.policy import (
     ACTION_PROGRESS,
+    CASES_LIST,
     EXIT,
     MSET_REVIEW,
     PRE_MSET_DECIDE,
     check,
+    require,
 )
-from services.referral.store import Referral, recorded_state
+from services.referral.store import Referral, cases_at_stage, recorded_state
 
 
 class MeetingDecisions(Protocol):
@@ -93,6 +99,42 @@ class CaseDesk:
         # A closed case is final there too: the workflow recorded its last state (stage, exit
         # reason, no open actions) before it answered the decision that closed it.
         return _view(row, case, recorded_state(case))
+
+    async def at_stage(
+        self,
+        principal: Principal,
+        stage: Stage,
+        local_authority: str | None,
+        page: PageRequest = FIRST_PAGE,
+    ) -> CasePage:
+        """The cases at ``stage`` of the authorities the caller serves (and the cases that have
+        told one of them), or of the one of them named, the one submitted longest ago first:
+        from the read model, a page at a time, never a workflow per row. Each case listed is
+        recorded in the ledger as disclosed to the caller."""
+        require(principal, CASES_LIST)
+        served = principal.authorities if principal.kind == "user" else ()
+        if local_authority is not None:
+            served = tuple(a for a in served if a == local_authority)
+        return await run_in_threadpool(self._at_stage, principal, stage, served, page)
+
+    def _at_stage(
+        self, principal: Principal, stage: Stage, served: tuple[str, ...], page: PageRequest
+    ) -> CasePage:
+        with self.intake.store.session() as s:
+            got = cases_at_stage(s, page, stage, served, served)
+        items = [_view(row, row, recorded_state(row)) for row in got.rows]
+        self.intake.ledger.record(
+            Disclosed(
+                case_id=v.case_id,
+                record="referral",
+                record_id=v.referral_id,
+                view=DisclosureView.case_status,
+                purpose=DisclosurePurpose.case_work,
+                **to(principal),
+            )
+            for v in items
+        )
+        return CasePage(items=items, next_cursor=got.next_cursor)
 
     async def _case_for(
         self, principal: Principal, referral_id: uuid.UUID, rule: Rule, purpose: str

@@ -171,6 +171,17 @@ EPISODES_RETURNED = Rule(
     refusal="the returned children awaiting an interview are listed for Return Home "
     "Interview providers and the coordinator",
 )
+# The cases at a stage (those awaiting Pre-MSET, say) of the authorities the caller serves, and
+# of the cases that have told one of them: the coordinator preparing a panel and its chair.
+CASES_LIST = Rule(
+    SERVICE,
+    "referral",
+    "list the cases at a stage of",
+    "GET /v1/referrals (stage)",
+    {A.coordinator: SERVED, A.chair: SERVED},
+    refusal="the cases at a stage are listed for the MSET coordinator and the chairs, who "
+    "prepare and run the panels",
+)
 # An agency's name and type are not personal data: every member of staff may see the list
 # (a chair choosing an owner, a coordinator preparing a panel) and so may the MSET services.
 DIRECTORY_READ = Rule(
@@ -333,6 +344,7 @@ RULES = (
     EPISODE_RETURN,
     EPISODE_RHI,
     EPISODES_RETURNED,
+    CASES_LIST,
     DIRECTORY_READ,
     AGENCY_READ,
     CASES_WHO,

@@ -266,6 +266,8 @@ class AuthorityTold(Base):
 # agency's actions are looked for in, by id (the actions list walks them and stops at a case).
 AGENCY_ORDER = Keyset("agencies", (Agency.name, "asc"), (Agency.id, "asc"))
 PLAN_CASE_ORDER = Keyset("actions", (Referral.id, "asc"))
+# The cases at a stage (a coordinator preparing a panel): the one submitted longest ago first.
+CASE_ORDER = Keyset("cases", (Referral.submitted_at, "asc"), (Referral.id, "asc"))
 # The ledger in the order it was written (the hash chain's).
 LEDGER_ORDER = Keyset("disclosures", (LedgerEntry.seq, "asc"))
 
@@ -677,3 +679,26 @@ class Store(SessionStore):
                 .order_by(MissingEpisode.reported_at)
             )
         )
+
+
+def cases_at_stage(
+    s: Session,
+    page: PageRequest,
+    stage: Stage,
+    authorities: Collection[str],
+    told_to: Collection[str] = (),
+) -> Paged[Referral]:
+    """One page of the cases at ``stage`` of ``authorities`` (and of those that have told an
+    authority in ``told_to`` about them), from the read model's columns on each case's first
+    referral: never a workflow asked per row. A reassessment's own row is not a case."""
+    where: list[ColumnElement[bool]] = [Referral.local_authority.in_(list(authorities))]
+    if told_to:
+        told = select(AuthorityTold.case_id).where(AuthorityTold.local_authority.in_(list(told_to)))
+        where.append(Referral.id.in_(told))
+    q = select(Referral).where(
+        Referral.stage == stage.value,
+        Referral.case_referral_id.is_(None),
+        Referral.workflow_started.is_(True),
+        or_(*where),
+    )
+    return CASE_ORDER.fetch(s, q, page)

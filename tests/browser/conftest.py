@@ -208,6 +208,9 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
 def accessible(page: Page) -> None:
     """axe-core over the page as it stands: no violations (WCAG 2.2 AA and best practice)."""
+    # After a click that navigates, the new document may be committed but not yet parsed:
+    # axe (and its script tag) waits for it.
+    page.wait_for_load_state("load")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")

@@ -12,21 +12,21 @@ from tests.browser.conftest import Stack, accessible, shot, sign_in, until
 ROLES = {
     "manager": (
         ["My work", "Inbox"],
-        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned", "/awaiting"],
     ),
     "coordinator": (
-        ["My work", "Inbox", "Meetings", "Returned children"],
-        ["/cases/{case}/pre-mset-decision"],
+        ["My work", "Inbox", "Meetings", "Awaiting Pre-MSET", "Returned children"],
+        ["/cases/{case}/pre-mset-decision", "/cases/{case}/mset-review"],
     ),
     "panel_member": (
         ["My work", "Inbox", "Meetings"],
-        ["/cases/{case}/pre-mset-decision", "/returned"],
+        ["/cases/{case}/pre-mset-decision", "/returned", "/awaiting", "/cases/{case}/mset-review"],
     ),
     "provider": (
         ["My work", "Inbox", "Returned children"],
-        ["/meetings", "/cases/{case}/pre-mset-decision"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/awaiting"],
     ),
-    "chair": (["My work", "Inbox", "Meetings"], ["/returned"]),
+    "chair": (["My work", "Inbox", "Meetings", "Awaiting Pre-MSET"], ["/returned"]),
 }
 
 

@@ -372,6 +372,20 @@ async def test_every_actor_gets_what_the_table_says_on_the_referral_and_notifica
             count(MissingEpisode),
         ),
     )
+    # The cases awaiting Pre-MSET (``other``, now): listed for the coordinators and chairs who
+    # serve the home authority, and for no one else.
+    params = {"stage": "awaiting_pre_mset"}
+    await r(p.CASES_LIST, Walk("GET", "/v1/referrals", Target(), params=params))
+
+    async def awaiting(caller: Caller) -> bool:
+        async with referrals.http(caller.credential) as http:
+            resp = await http.get("/v1/referrals", params={**params, "limit": 200})
+        assert resp.status_code == 200, resp.text
+        return other in [c["referral_id"] for c in resp.json()["items"]]
+
+    for c in everyone:
+        if p.CASES_LIST.scope(c.principal) is not None:
+            assert await awaiting(c) == (c.where == "home"), f"{c} and the case awaiting"
     await r(p.EPISODE_READ, Walk("GET", f"/v1/missing-episodes/{eid}", episode, real=eid))
     await r(
         p.EPISODE_RETURN,
