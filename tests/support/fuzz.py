@@ -27,10 +27,14 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.config import PositiveDataAcceptanceConfig
+
+# Not re-exported by schemathesis.config (4.x), unlike PositiveDataAcceptanceConfig.
+from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
@@ -43,6 +47,16 @@ from schemathesis.specs.openapi.checks import (
 # Schemathesis's default also lets 401, 403, 429 and 5xx pass: here each operation is called
 # with a credential of a role that may call it, no test throttles, and 5xx never passes.
 ACCEPTED = ["2xx", "404", "409"]
+
+# What a request invalid by its schema may be answered: refused, before anything is done.
+# 422 naming the field (the edge's answer to bad input of any kind: a field, a parameter, a
+# header, the body's type, size or encoding); 401 or 403, the credential refused before the
+# input is read; 404, a path that names no record (a path parameter that is no id) or a
+# record the caller may not see; 405, a method the path does not have. Schemathesis's
+# default also lets 400, 406, 409, 415, 428, 429 and 5xx pass: the edge answers none of them
+# to bad input (ADR 0019: bad input is 422), and a 409 would mean the input was accepted as
+# far as the record's state.
+REFUSED = ["401", "403", "404", "405", "422"]
 
 
 @dataclass(frozen=True)
@@ -131,13 +145,41 @@ def valid_requests_accepted(ctx: CheckContext, response: Response, case: Case) -
         raise
 
 
+class UnnamedField(AssertionError):
+    """A request invalid by its schema refused with a 422 that names no field."""
+
+
+def invalid_requests_refused(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """Schemathesis's ``negative_data_rejection`` (answers in ``REFUSED``), and a 422 names
+    the field that is wrong, so that the partner can put it right."""
+    negative_data_rejection(ctx, response, case)
+    if (
+        case.meta is not None
+        and case.meta.generation.mode.is_negative
+        and response.status_code == 422
+        and not _names_a_field(response)
+    ):
+        raise UnnamedField("an invalid request was refused with a 422 naming no field")
+    return None
+
+
+def _names_a_field(response: Response) -> bool:
+    try:
+        errors = json.loads(response.content)["errors"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(errors) and all(isinstance(e, dict) and e.get("field") for e in errors)
+
+
 # What every answer must be: not a 5xx; a status the operation documents; a body that
-# matches the schema documented for that status; and a request valid by the schema accepted.
+# matches the schema documented for that status; a request valid by the schema accepted; and
+# one invalid by it refused.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     response_schema_conformance,
     valid_requests_accepted,
+    invalid_requests_refused,
 ]
 
 
@@ -173,6 +215,9 @@ def run(fuzz: Fuzz) -> Outcome:
     schema = schemathesis.openapi.from_url(f"{fuzz.base_url}/openapi.json")
     schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
         expected_statuses=ACCEPTED
+    )
+    schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=REFUSED
     )
     out = Outcome()
     operations: list[APIOperation] = []
