@@ -182,14 +182,19 @@ class CaseDesk:
             raise ReferralNotFound(not_found) from None
         case = await run_in_threadpool(self.intake.case_row, row)
         facts = await run_in_threadpool(self.intake.case_facts, row)
+        # The case's actions, from the read model: an action is recorded there before the
+        # review that agreed it is answered, and its owner never changes.
+        recorded = recorded_state(case)
+        actions = recorded.actions if recorded else []
+        action = next((a for a in actions if a.action_id == action_id), None)
         if ACTION_PROGRESS.scope(principal) is Scope.owner:
-            # Who owns the action, from the read model: an action is recorded there before
-            # the review that agreed it is answered, and its owner never changes.
-            recorded = recorded_state(case)
-            actions = recorded.actions if recorded else []
-            owner = next((a.owner_agency_id for a in actions if a.action_id == action_id), None)
+            owner = action.owner_agency_id if action else None
             facts = await run_in_threadpool(self.intake.case_facts, row, owner)
         check(principal, ACTION_PROGRESS, facts, not_found)
+        if recorded is not None and action is None:
+            # The path names an action the case does not have: 404, as for any record a
+            # path names that does not exist (the case itself would refuse it 422).
+            raise ReferralNotFound(not_found)
         await run_in_threadpool(self.intake.disclose, principal, referral_id, "action_progress")
         # A partner system has no user: the agency itself is who reported.
         by = principal.user_id if principal.kind == "user" else principal.agency_id
