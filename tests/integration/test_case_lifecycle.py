@@ -116,8 +116,14 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         assert done.json()["open_actions"] == 0
 
     async with intake.http(chair) as chair_http, intake.http(key) as partner:
+        # An action the case does not have is a record that does not exist: 404.
+        no_action = await chair_http.post(
+            f"/v1/referrals/{rid}/actions/no-such-action/progress", json={"note": "Done."}
+        )
+        assert no_action.status_code == 404, no_action.text
         bad_exit = await chair_http.post(f"/v1/referrals/{rid}/exit", json={"reason": "other"})
         assert bad_exit.status_code == 422
+        assert [e["field"] for e in bad_exit.json()["errors"]] == ["detail"]
         exited = await chair_http.post(
             f"/v1/referrals/{rid}/exit", json={"reason": "sufficiently_safe"}
         )

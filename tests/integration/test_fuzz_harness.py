@@ -14,7 +14,6 @@ from mset_platform.edge import document_edge_answers, install_error_handlers
 from tests.support.fuzz import Fuzz, run
 from tests.support.servers import serve
 
-
 # The query parameter ``limit`` as the code reads it: any integer, or one in 1..50.
 Loose = Annotated[int, Query()]
 Bounded = Annotated[int, Query(ge=1, le=50)]

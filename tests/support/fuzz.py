@@ -7,6 +7,11 @@ only other refusal allowed is a 422 whose every error is a rule no schema can st
 listed below in ``BEYOND_THE_SCHEMA`` with why; anything else the service refuses, its
 schema must say.
 
+A request invalid by its schema must be refused (``negative_data_rejection``): answered one
+of ``REFUSED``, and a 422 naming the field. Schemathesis itself lets pass what no schema can
+refuse: an extra query parameter or header nobody declared (ignored, as HTTP APIs do), and a
+"negated" value that serialises to a valid one (a query string carries text only).
+
 Run in a thread (``asyncio.to_thread``): the requests are blocking, and the workers the
 services call run on the test's event loop.
 """
