@@ -100,6 +100,7 @@ BEYOND_THE_SCHEMA = (
     Beyond(r"[\w.]+", r".* within 365 days.*: check the year", _CLOCK),
     Beyond(r"[\w.]*due_at", r".*the due date (has passed|must be in the future).*", _CLOCK),
     Beyond(r"child\.date_of_birth", r"the young person is \d+: MSET is for children .*", _CLOCK),
+    Beyond("held_at", r"a meeting called now cannot have been held before yesterday", _CLOCK),
     # Other fields' values: JSON Schema compares a value with constants, never with another.
     Beyond(r"[\w.]+", r"reported_at is before the child's date of birth.*", "two values compared"),
     Beyond(r"[\w.]+", r"returned_at is before reported_at", "two values compared"),
