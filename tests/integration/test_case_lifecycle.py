@@ -44,7 +44,8 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         # The partner cannot decide (it may read the case, so it is told why: 403); an
         # invalid decision is refused and leaves no trace.
         refused = await partner.post(
-            f"/v1/referrals/{rid}/pre-mset-decision", json={"outcome": "not_met", "level": "low"}
+            f"/v1/referrals/{rid}/pre-mset-decision",
+            json={"outcome": "not_met", "level": "low", "rationale": "Advice is enough."},
         )
         assert refused.status_code == 403
         assert "only the chair" in refused.json()["detail"]
@@ -52,7 +53,7 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
             f"/v1/referrals/{rid}/pre-mset-decision", json={"outcome": "not_met", "level": "low"}
         )
         assert invalid.status_code == 422
-        assert "rationale" in invalid.json()["detail"]
+        assert [e["field"] for e in invalid.json()["errors"]] == ["rationale"]
         assert (await partner.get(f"/v1/referrals/{rid}")).json()["stage"] == "awaiting_pre_mset"
 
         met = await chair_http.post(
