@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 
-from mset_platform.edge import document_edge_answers, install_error_handlers
+from mset_platform.edge import document_edge_answers, error_response, install_error_handlers
 from tests.support.fuzz import Fuzz, run
 from tests.support.servers import serve
 
@@ -19,11 +21,18 @@ Loose = Annotated[int, Query()]
 Bounded = Annotated[int, Query(ge=1, le=50)]
 
 
-def _app(enforced: bool) -> FastAPI:
+def _app(enforced: bool, named: bool = True) -> FastAPI:
     """``GET /v1/things?limit=`` whose schema says 1..50; ``enforced`` says whether the code
-    refuses what the schema does (the edge's 422 naming the field) or takes any integer."""
+    refuses what the schema does or takes any integer, ``named`` whether its 422 names the
+    field (the edge's) or only says the request is wrong."""
     app = FastAPI()
     install_error_handlers(app)
+    if not named:
+
+        async def unnamed(_: Request, exc: Exception) -> JSONResponse:
+            return error_response(422, "the request is not valid")
+
+        app.add_exception_handler(RequestValidationError, unnamed)
 
     async def loose(limit: Loose = 10) -> dict[str, int]:
         return {"limit": limit}
@@ -44,8 +53,8 @@ def _app(enforced: bool) -> FastAPI:
     return app
 
 
-def _fuzzed(enforced: bool) -> list[str]:
-    with serve(_app(enforced)) as url:
+def _fuzzed(enforced: bool, named: bool = True) -> list[str]:
+    with serve(_app(enforced, named)) as url:
         return run(Fuzz(url, lambda method, path: {}, max_examples=20)).failures
 
 
@@ -60,3 +69,8 @@ async def test_an_invalid_value_the_api_accepts_is_reported() -> None:
 
 async def test_the_same_api_refusing_it_passes() -> None:
     assert await asyncio.to_thread(_fuzzed, True) == []
+
+
+async def test_a_refusal_that_names_no_field_is_reported() -> None:
+    failures = await asyncio.to_thread(_fuzzed, True, False)
+    assert failures and all("a 422 naming no field" in f for f in failures), failures
