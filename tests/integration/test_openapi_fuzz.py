@@ -44,8 +44,8 @@ from tests.support.fuzz import Fuzz, run
 from tests.support.servers import serve
 
 # Requests per operation, generation mode (valid, invalid) and ids (generated, real): about
-# 2,900 requests in all, about a minute per service on an idle machine; MSET_FUZZ_EXAMPLES asks for
-# more (`make fuzz`; README, Tests).
+# 2,900 requests in all, about a minute per service on an idle machine; MSET_FUZZ_EXAMPLES
+# asks for more (`make fuzz`; README, Tests).
 EXAMPLES = int(os.environ.get("MSET_FUZZ_EXAMPLES", "20"))
 # The time limit grows with the requests asked for (a loaded machine answers slowly).
 pytestmark = pytest.mark.timeout(max(180, 10 * EXAMPLES))
