@@ -6,7 +6,7 @@ The person deciding comes from their bearer token, never from the body.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -36,6 +36,17 @@ from mset_contract.vocab import (
 
 class _Req(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # Whether the rules a model's schema states across its fields (``allOf`` of ``if``/
+    # ``then``) are checked when it is validated. A request is refused at the edge for them
+    # (422 naming the field) before anything else is looked at: an item already decided, a
+    # case at another stage. A workflow's update input (``referral_workflow``) leaves them to
+    # the case's update validator, which checks them again with the case's own rules.
+    schema_rules: ClassVar[bool] = True
+
+    @classmethod
+    def _schema_rules_apply(cls, info: ValidationInfo) -> bool:
+        return cls.schema_rules and at_the_boundary(info)
 
 
 def _example(value: dict[str, Any], *rules: dict[str, Any]) -> ConfigDict:
@@ -121,6 +132,7 @@ class PreMsetDecisionRequest(_Req):
     rationale: FreeText | None = Field(
         default=None,
         description="Required for 'not_met' and for a level below the suggested level.",
+        validate_default=True,
     )
     information_due_days: Count = Field(
         default=14, ge=1, le=90, description="For 'more_information': days the referrer has."
@@ -133,6 +145,32 @@ class PreMsetDecisionRequest(_Req):
         description="Your id for this decision; the same id twice is one decision (the "
         "meeting API uses the agenda item's id).",
     )
+
+    # The rules of ``allOf`` above (``_Req.schema_rules``).
+    @field_validator("level")
+    @classmethod
+    def _medium_or_high_for_mset(cls, v: RiskLevel, info: ValidationInfo) -> RiskLevel:
+        if (
+            cls._schema_rules_apply(info)
+            and info.data.get("outcome") is PreMsetOutcome.meets_criteria
+            and v is RiskLevel.low
+        ):
+            raise ValueError(
+                "MSET considers medium and high risk cases: record 'not_met' with advice "
+                "to the case holder, or agree a higher level"
+            )
+        return v
+
+    @field_validator("rationale")
+    @classmethod
+    def _rationale_for_not_met(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if (
+            cls._schema_rules_apply(info)
+            and v is None
+            and info.data.get("outcome") is PreMsetOutcome.not_met
+        ):
+            raise ValueError("a rationale is required when the criteria are not met")
+        return v
 
 
 _REVIEW_EXAMPLE: dict[str, Any] = {
@@ -180,6 +218,19 @@ class MsetReviewCreate(MsetReviewRequest):
         description="Your id for this review: sending the same review again (a retry after a "
         "timeout) records it once."
     )
+    meeting_id: UUID | None = Field(
+        default=None,
+        description="The meeting that reviewed; required with `raise_lmaps`.",
+        validate_default=True,
+    )
+
+    @field_validator("meeting_id")
+    @classmethod
+    def _meeting_for_lmaps(cls, v: UUID | None, info: ValidationInfo) -> UUID | None:
+        # The schema's ``required_when`` above (``_Req.schema_rules``).
+        if cls._schema_rules_apply(info) and v is None and info.data.get("raise_lmaps") is not None:
+            raise ValueError("an LMAPS referral needs the meeting that reviewed: give meeting_id")
+        return v
 
 
 class ActionProgressRequest(_Req):
@@ -212,13 +263,27 @@ class ExitRequest(_Req):
     )
 
     reason: ExitReason
-    detail: FreeText | None = Field(default=None, description="Required for 'other'.")
+    detail: FreeText | None = Field(
+        default=None, description="Required for 'other'.", validate_default=True
+    )
     actions: list[ExitAction] = Field(
         default_factory=list,
         max_length=100,
         description="What becomes of each action still open: 'closed', or 'carried' on by the "
         "case holder. An exit that leaves an open action unaccounted for is refused.",
     )
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_for_other(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # The schema's ``required_when`` above (``_Req.schema_rules``).
+        if (
+            cls._schema_rules_apply(info)
+            and v is None
+            and info.data.get("reason") is ExitReason.other
+        ):
+            raise ValueError("say why the child leaves MSET when the reason is 'other'")
+        return v
 
 
 class ActionView(BaseModel):

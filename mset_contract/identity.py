@@ -35,6 +35,11 @@ from mset_contract.types import TEXT_CONTROLS, TEXT_SPACES, SchemaRules, ShortTe
 # "943-476-5919"; it is held as the ten digits.
 
 _NHS_SEPARATORS = re.compile(r"[\s-]")
+# The number as a partner may send it: the schema's pattern, and the validator's (one rule).
+_NHS_SENT = r"^[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}$"
+# One digit ten times passes the check digit but is no NHS number: the schema refuses it
+# with ``not`` (no back-reference or look-ahead, which not every partner's engine reads).
+_NHS_REPEATED = "^(?:" + "|".join(f"{d}{{3}}[ -]?{d}{{3}}[ -]?{d}{{4}}" for d in range(10)) + ")$"
 
 
 def nhs_check_digit(first_nine: str) -> int | None:
@@ -60,7 +65,11 @@ def nhs_number_problem(value: str) -> str | None:
 
 
 def _nhs_clean(value: Any) -> Any:
-    return _NHS_SEPARATORS.sub("", value) if isinstance(value, str) else value
+    # Separators only where the schema allows them ("943 476 5919"): anything else is left
+    # as sent, and refused as not 10 digits.
+    if isinstance(value, str) and re.fullmatch(_NHS_SENT, value):
+        return _NHS_SEPARATORS.sub("", value)
+    return value
 
 
 def _nhs_valid(value: str) -> str:
@@ -75,23 +84,22 @@ NhsNumber = Annotated[
     BeforeValidator(_nhs_clean),
     AfterValidator(_nhs_valid),
     # The schema says what a partner may send; the validators say why a number is refused.
-    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}$"}),
+    WithJsonSchema({"type": "string", "pattern": _NHS_SENT, "not": {"pattern": _NHS_REPEATED}}),
 ]
 
 # --- postcode ----------------------------------------------------------------------------
-# A UK postcode, held upper case with one space before the inward code ("NT1 2AB"). Sent in
-# either case, with or without the space (or with spaces around it): the schema's pattern is
-# the rule itself, so a postcode the schema admits is one the API accepts, and the reverse.
+# A UK postcode, held upper case with one space before the inward code ("NT1 2AB").
+# As sent: either case, spaces around and between the outward and inward codes (ASCII only:
+# the schema's pattern and the validator's are one, so the schema says what is refused).
+_POSTCODE_SENT = r"^ *([A-Za-z]{1,2}[0-9][A-Za-z0-9]?) *([0-9][A-Za-z]{2}) *$"
 _POSTCODE_MAX = 10
-_POSTCODE_PATTERN = r"^ *([A-Za-z]{1,2}[0-9][A-Za-z0-9]?) *([0-9][A-Za-z]{2}) *$"
-_POSTCODE = re.compile(_POSTCODE_PATTERN)
 
 
 def _postcode(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    m = _POSTCODE.match(value) if len(value) <= _POSTCODE_MAX else None
-    if m is None:
+    m = re.fullmatch(_POSTCODE_SENT, value)
+    if m is None or len(value) > _POSTCODE_MAX:
         raise ValueError("not a UK postcode (e.g. 'NT1 2AB')")
     return f"{m.group(1).upper()} {m.group(2).upper()}"
 
@@ -103,7 +111,7 @@ Postcode = Annotated[
         {
             "type": "string",
             "maxLength": _POSTCODE_MAX,
-            "pattern": _POSTCODE_PATTERN,
+            "pattern": _POSTCODE_SENT,
             "examples": ["NT1 2AB"],
         }
     ),

@@ -296,6 +296,8 @@ class ReferralState(_Model):
 class PreMsetDecisionInput(PreMsetDecisionRequest):
     """Update ``record_pre_mset_decision``: the decision as requested, and who decided."""
 
+    schema_rules = False  # the case's update validator checks them
+
     kind: Literal["pre_mset"] = Field(default="pre_mset", exclude=True)
     decided_by: UUID
 
@@ -310,6 +312,8 @@ class PreMsetDecisionResult(_Model):
 
 class MsetReviewInput(MsetReviewRequest):
     """Update ``record_mset_review``: the review as requested, and who decided."""
+
+    schema_rules = False  # the case's update validator checks them
 
     kind: Literal["mset_review"] = Field(default="mset_review", exclude=True)
     # An LMAPS referral is the meeting service's record, with its free-text reason: it never
@@ -344,6 +348,8 @@ class ActionProgressRecorded(_Model):
 
 class ExitCaseInput(ExitRequest):
     """Update ``exit_case``: the exit as requested, and who decided."""
+
+    schema_rules = False  # the case's update validator checks them
 
     decided_by: UUID
 

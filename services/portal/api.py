@@ -1067,7 +1067,10 @@ def _decision_errors(exc: ValidationError) -> dict[str, str]:
     for e in exc.errors():
         name = str(e["loc"][0]) if e["loc"] else "outcome"
         name = name if name in _DECISION_FIELDS else "outcome"
-        errors.setdefault(name, _MISSING[name] if e["type"] in {"enum", "missing"} else e["msg"])
+        # A rule of the decision (a rationale for 'not_met', no low level to MSET) in the
+        # words the case would use, as a sentence.
+        said = _sentence(e["msg"].removeprefix("Value error, "))
+        errors.setdefault(name, _MISSING[name] if e["type"] in {"enum", "missing"} else said)
     return errors
 
 

@@ -40,7 +40,9 @@ from workflows.worker import build_worker
 # Seconds a decision waits for its case before the API answers 503 (both services).
 DECISION_TIMEOUT = 2.0
 # The example referral triages to a suggested 'low': a panel may not take it to MSET at low.
-REFUSED = {"outcome": "meets_criteria", "level": "low"}
+# Below the case's suggested level (medium) with no rationale: a rule of the case's own state,
+# so the case refuses it (a rule the schema states is refused at the edge, before the case).
+REFUSED = {"outcome": "more_information", "level": "low"}
 MEETS = {"outcome": "meets_criteria", "level": "medium"}
 
 
@@ -170,7 +172,8 @@ async def test_a_decision_the_case_refuses_is_422_with_its_reason_from_both_apis
     reason = body["errors"][0]["reason"]
     assert body["errors"] == [{"field": "body", "reason": reason}]
     assert (
-        reason.startswith("MSET considers medium and high risk cases") and reason in body["detail"]
+        reason.startswith("the level 'low' is below the suggested 'medium'")
+        and reason in body["detail"]
     )
     state = await state_of(listed.case)
     assert state.stage == Stage.awaiting_pre_mset and state.pre_mset is None

@@ -44,7 +44,8 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         # The partner cannot decide (it may read the case, so it is told why: 403); an
         # invalid decision is refused and leaves no trace.
         refused = await partner.post(
-            f"/v1/referrals/{rid}/pre-mset-decision", json={"outcome": "not_met", "level": "low"}
+            f"/v1/referrals/{rid}/pre-mset-decision",
+            json={"outcome": "not_met", "level": "low", "rationale": "Advice is enough."},
         )
         assert refused.status_code == 403
         assert "only the chair" in refused.json()["detail"]
@@ -52,7 +53,7 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
             f"/v1/referrals/{rid}/pre-mset-decision", json={"outcome": "not_met", "level": "low"}
         )
         assert invalid.status_code == 422
-        assert "rationale" in invalid.json()["detail"]
+        assert [e["field"] for e in invalid.json()["errors"]] == ["rationale"]
         assert (await partner.get(f"/v1/referrals/{rid}")).json()["stage"] == "awaiting_pre_mset"
 
         met = await chair_http.post(
@@ -116,8 +117,14 @@ async def test_a_referral_from_submission_to_exit_through_the_apis(intake: Intak
         assert done.json()["open_actions"] == 0
 
     async with intake.http(chair) as chair_http, intake.http(key) as partner:
+        # An action the case does not have is a record that does not exist: 404.
+        no_action = await chair_http.post(
+            f"/v1/referrals/{rid}/actions/no-such-action/progress", json={"note": "Done."}
+        )
+        assert no_action.status_code == 404, no_action.text
         bad_exit = await chair_http.post(f"/v1/referrals/{rid}/exit", json={"reason": "other"})
         assert bad_exit.status_code == 422
+        assert [e["field"] for e in bad_exit.json()["errors"]] == ["detail"]
         exited = await chair_http.post(
             f"/v1/referrals/{rid}/exit", json={"reason": "sufficiently_safe"}
         )

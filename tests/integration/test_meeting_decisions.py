@@ -210,12 +210,22 @@ async def test_a_decision_the_case_refuses_is_shown_and_nothing_is_recorded(
     url = decision_url(meeting_id, item["item_id"])
 
     async with panel.http("chair") as http:
+        # Below the suggested level (medium) with no rationale: the case's own rule.
         refused = await http.post(
-            url, json={"kind": "pre_mset", "outcome": "meets_criteria", "level": "low"}
+            url, json={"kind": "pre_mset", "outcome": "more_information", "level": "low"}
         )
         assert refused.status_code == 422, refused.text
-        assert "MSET considers medium and high risk cases" in refused.json()["detail"]
+        assert "is below the suggested 'medium'" in refused.json()["detail"]
         assert "nothing was recorded" in refused.json()["detail"]
+
+        # A rule the schema states is refused at the edge, naming the field.
+        invalid = await http.post(
+            url, json={"kind": "pre_mset", "outcome": "meets_criteria", "level": "low"}
+        )
+        assert invalid.status_code == 422, invalid.text
+        [error] = invalid.json()["errors"]
+        assert error["field"] == "level"
+        assert error["reason"].startswith("MSET considers medium and high risk cases")
 
         wrong_kind = await http.post(url, json={"kind": "mset_review", "level": "high"})
         assert wrong_kind.status_code == 422

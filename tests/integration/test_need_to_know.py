@@ -169,7 +169,11 @@ async def test_a_refusal_for_what_the_caller_may_not_see_is_the_404_of_what_does
         ("GET", "/v1/referrals/{id}", None),
         ("GET", "/v1/referrals/{id}/papers", None),
         ("POST", "/v1/referrals/{id}/actions/x/progress", {"note": "n", "completed": False}),
-        ("POST", "/v1/referrals/{id}/pre-mset-decision", {"outcome": "not_met", "level": "low"}),
+        (
+            "POST",
+            "/v1/referrals/{id}/pre-mset-decision",
+            {"outcome": "not_met", "level": "low", "rationale": "r"},
+        ),
         ("POST", "/v1/referrals/{id}/mset-review", {"level": "medium", "review_id": "r"}),
         ("POST", "/v1/referrals/{id}/exit", {"reason": "sufficiently_safe"}),
     ]

@@ -7,6 +7,11 @@ only other refusal allowed is a 422 whose every error is a rule no schema can st
 listed below in ``BEYOND_THE_SCHEMA`` with why; anything else the service refuses, its
 schema must say.
 
+A request invalid by its schema must be refused (``negative_data_rejection``): answered one
+of ``REFUSED``, and a 422 naming the field. Schemathesis itself lets pass what no schema can
+refuse: an extra query parameter or header nobody declared (ignored, as HTTP APIs do), and a
+"negated" value that serialises to a valid one (a query string carries text only).
+
 Run in a thread (``asyncio.to_thread``): the requests are blocking, and the workers the
 services call run on the test's event loop.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +33,14 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.config import PositiveDataAcceptanceConfig
+
+# Not re-exported by schemathesis.config (4.x), unlike PositiveDataAcceptanceConfig.
+from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
@@ -43,6 +53,16 @@ from schemathesis.specs.openapi.checks import (
 # Schemathesis's default also lets 401, 403, 429 and 5xx pass: here each operation is called
 # with a credential of a role that may call it, no test throttles, and 5xx never passes.
 ACCEPTED = ["2xx", "404", "409"]
+
+# What a request invalid by its schema may be answered: refused, before anything is done.
+# 422 naming the field (the edge's answer to bad input of any kind: a field, a parameter, a
+# header, the body's type, size or encoding); 401 or 403, the credential refused before the
+# input is read; 404, a path that names no record (a path parameter that is no id) or a
+# record the caller may not see; 405, a method the path does not have. Schemathesis's
+# default also lets 400, 406, 409, 415, 428, 429 and 5xx pass: the edge answers none of them
+# to bad input (ADR 0019: bad input is 422), and a 409 would mean the input was accepted as
+# far as the record's state.
+REFUSED = ["401", "403", "404", "405", "422"]
 
 
 @dataclass(frozen=True)
@@ -102,13 +122,8 @@ BEYOND_THE_SCHEMA = (
         r"no local authority '.*' in this partnership.*",
         "deployment configuration",
     ),
-    # A check digit is arithmetic over the other digits (modulus 11): no pattern says it. One
-    # digit ten times passes that arithmetic (0000000000), and is refused as not a number.
-    Beyond(
-        r"child\.nhs_number",
-        r"(the NHS number's check digit does not match.*|an NHS number is not one digit repeated)",
-        "a checksum",
-    ),
+    # A check digit is arithmetic over the other digits (modulus 11): no pattern says it.
+    Beyond(r"child\.nhs_number", r"the NHS number's check digit does not match.*", "a checksum"),
     # An opaque cursor is one the API made (signed): a schema can only say it is a string.
     Beyond("query.cursor", r"not a cursor this API made.*", "a token only the API mints"),
 )
@@ -137,13 +152,41 @@ def valid_requests_accepted(ctx: CheckContext, response: Response, case: Case) -
         raise
 
 
+class UnnamedField(AssertionError):
+    """A request invalid by its schema refused with a 422 that names no field."""
+
+
+def invalid_requests_refused(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """Schemathesis's ``negative_data_rejection`` (answers in ``REFUSED``), and a 422 names
+    the field that is wrong, so that the partner can put it right."""
+    negative_data_rejection(ctx, response, case)
+    if (
+        case.meta is not None
+        and case.meta.generation.mode.is_negative
+        and response.status_code == 422
+        and not _names_a_field(response)
+    ):
+        raise UnnamedField("an invalid request was refused with a 422 naming no field")
+    return None
+
+
+def _names_a_field(response: Response) -> bool:
+    try:
+        errors = json.loads(response.content)["errors"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(errors) and all(isinstance(e, dict) and e.get("field") for e in errors)
+
+
 # What every answer must be: not a 5xx; a status the operation documents; a body that
-# matches the schema documented for that status; and a request valid by the schema accepted.
+# matches the schema documented for that status; a request valid by the schema accepted; and
+# one invalid by it refused.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     response_schema_conformance,
     valid_requests_accepted,
+    invalid_requests_refused,
 ]
 
 
@@ -180,6 +223,9 @@ def run(fuzz: Fuzz) -> Outcome:
     schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
         expected_statuses=ACCEPTED
     )
+    schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=REFUSED
+    )
     out = Outcome()
     operations: list[APIOperation] = []
     for result in schema.get_all_operations():
@@ -197,7 +243,7 @@ def run(fuzz: Fuzz) -> Outcome:
                 except Unsatisfiable:
                     continue  # nothing to make invalid: no parameters and no body
                 except (Exception, BaseExceptionGroup) as exc:  # all collected, reported at once
-                    out.failures.append(f"{_label(operation)} ({mode.value}): {exc}")
+                    out.failures.append(f"{_label(operation)} ({mode.value}): {_raised(exc)}")
     return out
 
 
@@ -248,6 +294,13 @@ def _fuzz_one(
             out.failures.append(_report(label, case, response, exc))
 
     one()
+
+
+def _raised(exc: BaseException) -> str:
+    """An exception the harness did not expect, with each part's last frames (Hypothesis
+    wraps what the test raised in a group)."""
+    parts = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+    return f"{exc}\n" + "\n".join("".join(traceback.format_exception(e, limit=-4)) for e in parts)
 
 
 def _report(label: str, case: Case, response: Response, exc: BaseException) -> str:

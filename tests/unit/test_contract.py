@@ -189,7 +189,7 @@ def test_an_update_input_is_its_request_plus_who_decided_and_keeps_its_payload_s
     }  # fmt: skip
     pre = update_input(
         PreMsetDecisionInput,
-        PreMsetDecisionRequest(outcome=PreMsetOutcome.not_met, level=RiskLevel.low),
+        PreMsetDecisionRequest(outcome=PreMsetOutcome.more_information, level=RiskLevel.low),
         decided_by=chair,
     )
     assert set(pre.model_dump()) == {

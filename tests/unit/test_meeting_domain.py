@@ -351,7 +351,9 @@ def test_who_may_do_what() -> None:
 
 
 def test_a_decision_must_be_of_the_meetings_kind() -> None:
-    pre = PreMsetDecisionRequest(kind="pre_mset", outcome=PreMsetOutcome.not_met, level="low")
+    pre = PreMsetDecisionRequest(
+        kind="pre_mset", outcome=PreMsetOutcome.more_information, level="low"
+    )
     review_ = MsetReviewRequest(kind="mset_review", level=RiskLevel.high)
     check_decision(MeetingKind.pre_mset, pre, NOW)
     check_decision(MeetingKind.mset, review_, NOW)
@@ -423,7 +425,10 @@ def test_settings_read_authorities_and_refuse_an_unknown_time_zone() -> None:
 
 def test_the_meeting_names_the_decision_itself() -> None:
     body = PreMsetDecisionRequest(
-        kind="pre_mset", outcome=PreMsetOutcome.not_met, level=RiskLevel.low, decision_id="x"
+        kind="pre_mset",
+        outcome=PreMsetOutcome.more_information,
+        level=RiskLevel.low,
+        decision_id="x",
     )
     with pytest.raises(DecisionInvalid) as err:
         check_decision(MeetingKind.pre_mset, body, NOW)
