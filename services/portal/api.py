@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -308,7 +309,10 @@ def create_app(
     def signed_in(request: Request, section: Section) -> tuple[Session, str, Principal]:
         session = anonymous(request)
         if not session.signed_in:
-            raise SignInNeeded(request.url.path, session.notice)
+            # Back to the page asked for, its query too (an agenda item's form names its
+            # case there).
+            query = request.url.query
+            raise SignInNeeded(request.url.path + (f"?{query}" if query else ""), session.notice)
         assert session.credential is not None and session.principal is not None
         if not domain.may_use(session.principal.role, section):
             raise NotForYourRole(section.value)
@@ -363,7 +367,8 @@ def create_app(
     async def _sign_in_needed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)
         target = exc.next_path if exc.next_path.startswith("/") else "/"
-        return redirect(request, "/sign-in" + (f"?next={target}" if target != "/" else ""))
+        going = f"?next={quote(target, safe='/')}" if target != "/" else ""
+        return redirect(request, "/sign-in" + going)
 
     async def _refused(request: Request, exc: Exception) -> Response:
         reason = exc.detail if isinstance(exc, ServiceAnswer) else None

@@ -202,6 +202,22 @@ async def test_sign_in_goes_back_only_to_a_page_of_this_site() -> None:
         assert resp.headers["location"] == "/"
 
 
+async def test_sign_in_goes_back_to_the_page_asked_for_with_its_query() -> None:
+    # An agenda item's form names its case in the query: signing in keeps it.
+    async with portal()[0] as client:
+        wanted = "/inbox?state=all"
+        resp = await client.get(wanted, follow_redirects=False)
+        assert resp.headers["location"] == "/sign-in?next=/inbox%3Fstate%3Dall"
+        page = await client.get(resp.headers["location"])
+        assert f'name="next" value="{wanted}"' in page.text
+        resp = await client.post(
+            "/sign-in",
+            data={"token": TOKEN, "csrf_token": csrf_of(page.text), "next": wanted},
+            follow_redirects=False,
+        )
+        assert resp.headers["location"] == wanted
+
+
 @pytest.mark.parametrize(
     ("reason", "field"),
     [
