@@ -11,6 +11,7 @@ page through links, filters are GET forms. GOV.UK Frontend's script only adds co
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -1002,7 +1003,7 @@ def create_app(
             except Conflict as exc:
                 errors = {
                     "outcome": "Another decision is recorded for this item already: "
-                    + (_reason(exc))
+                    + _in_words(_reason(exc))
                 }
             except Invalid as exc:
                 errors = _refusal_errors(exc)
@@ -1065,7 +1066,7 @@ def create_app(
             await back(request).decide_item(credential, meeting_id, item_id, review)
 
         def conflict(exc: Conflict) -> str:
-            return "Another decision is recorded for this item already: " + _reason(exc)
+            return "Another decision is recorded for this item already: " + _in_words(_reason(exc))
 
         form, adding = await _send_plan(fields, None, send, conflict)
         if adding or form.errors:
@@ -1089,6 +1090,15 @@ def _local(target: str) -> str:
 
 def _reason(exc: ServiceAnswer) -> str:
     return exc.errors[0].reason if exc.errors else exc.detail
+
+
+# An instant as a service writes it in a reason (``2026-11-28T02:40:02.737085+00:00``).
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+
+
+def _in_words(text: str) -> str:
+    """A service's reason with each instant in it as a person reads one, in UK time."""
+    return _INSTANT.sub(lambda m: when(datetime.fromisoformat(m.group(0))), text)
 
 
 def _differing(exc: ServiceAnswer) -> str:

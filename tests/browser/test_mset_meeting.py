@@ -172,7 +172,9 @@ def test_a_chair_runs_an_mset_meeting_item_by_item_and_the_minutes_show_the_plan
     expect(second.locator(".govuk-error-summary")).to_contain_text(
         "Another decision is recorded for this item already"
     )
-    expect(second.locator("#level-error")).to_contain_text("already decided")
+    # Who decided first and when, in words (not the service's timestamp).
+    expect(second.locator("#level-error")).to_contain_text("already decided by Demo Chair")
+    expect(second.locator("#level-error")).not_to_contain_text("+00:00")
     shot(second, "mset-item-conflict")
     ctx.close()
 
