@@ -11,6 +11,7 @@ page through links, filters are GET forms. GOV.UK Frontend's script only adds co
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -30,8 +32,13 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mset_contract.auth import Principal
-from mset_contract.cases import CaseView, PreMsetDecisionRequest
-from mset_contract.meeting import MeetingKind
+from mset_contract.cases import (
+    CaseView,
+    MsetReviewCreate,
+    MsetReviewRequest,
+    PreMsetDecisionRequest,
+)
+from mset_contract.meeting import MeetingKind, MeetingPublic
 from mset_contract.papers import PanelPapers
 from mset_contract.referral import RhiOutcomeCreate
 from mset_contract.vocab import PreMsetOutcome, RiskLevel, Stage
@@ -303,7 +310,10 @@ def create_app(
     def signed_in(request: Request, section: Section) -> tuple[Session, str, Principal]:
         session = anonymous(request)
         if not session.signed_in:
-            raise SignInNeeded(request.url.path, session.notice)
+            # Back to the page asked for, its query too (an agenda item's form names its
+            # case there).
+            query = request.url.query
+            raise SignInNeeded(request.url.path + (f"?{query}" if query else ""), session.notice)
         assert session.credential is not None and session.principal is not None
         if not domain.may_use(session.principal.role, section):
             raise NotForYourRole(section.value)
@@ -358,7 +368,8 @@ def create_app(
     async def _sign_in_needed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)
         target = exc.next_path if exc.next_path.startswith("/") else "/"
-        return redirect(request, "/sign-in" + (f"?next={target}" if target != "/" else ""))
+        going = f"?next={quote(target, safe='/')}" if target != "/" else ""
+        return redirect(request, "/sign-in" + going)
 
     async def _refused(request: Request, exc: Exception) -> Response:
         reason = exc.detail if isinstance(exc, ServiceAnswer) else None
@@ -608,9 +619,11 @@ def create_app(
         credential: str,
         view: CaseView,
         form: plan.PlanForm,
-        review_id: str,
         status: int = 200,
+        **where: Any,
     ) -> Response:
+        """The review and plan form (``mset_review.html``), for a case (``review_id``) or
+        for an MSET meeting's agenda item (``meeting``, ``action``, ``back_to``)."""
         agencies = await back(request).agencies(credential)
         return render(
             request,
@@ -620,59 +633,75 @@ def create_app(
             values=form.values,
             rows=form.rows,
             errors=form.errors,
-            review_id=review_id,
             agencies=agencies,
             aims=plan.AIM_NAMES,
             targets=plan.TARGET_NAMES,
+            **where,
         )
+
+    def _blank_plan(view: CaseView) -> plan.PlanForm:
+        level = view.level or view.suggested_level or view.referrer_level
+        return plan.PlanForm(
+            {"level": level.value, "rationale": ""}, plan.action_rows({}, 1), None, {}
+        )
+
+    async def _send_plan(
+        fields: dict[str, str],
+        review_id: str | None,
+        send: Callable[[MsetReviewRequest], Awaitable[object]],
+        conflict: Callable[[Conflict], str],
+    ) -> tuple[plan.PlanForm, bool]:
+        """A posted plan form, sent with ``send`` unless it is only adding a row or has
+        errors of its own: the form (with the service's refusals beside their fields, and a
+        conflict beside the level) and whether it was only adding a row."""
+        adding = "add_action" in fields
+        form = plan.read_plan(fields, review_id, adding=adding)
+        if adding:
+            return replace(form, errors={}, review=None), True
+        if form.review is None:
+            return form, False
+        try:
+            await send(form.review)
+        except Conflict as exc:
+            return replace(form, review=None, errors={"level": conflict(exc)}), False
+        except Invalid as exc:
+            refusals = [(e.field, e.reason) for e in exc.errors] or [("body", exc.detail)]
+            return plan.refused(form, refusals), False
+        return form, False
 
     @app.get("/cases/{referral_id}/mset-review", response_class=HTMLResponse)
     async def plan_form(request: Request, referral_id: uuid.UUID) -> Response:
         _, credential, _ = signed_in(request, Section.decide)
         view = await back(request).case(credential, referral_id)
-        level = view.level or view.suggested_level or view.referrer_level
-        blank = plan.PlanForm(
-            {"level": level.value, "rationale": ""}, plan.action_rows({}, 1), None, {}
-        )
         review_id = plan.decision_id_for(str(referral_id), view.sequence)
-        return await _plan_page(request, credential, view, blank, review_id)
+        return await _plan_page(request, credential, view, _blank_plan(view), review_id=review_id)
 
     @app.post("/cases/{referral_id}/mset-review", response_class=HTMLResponse)
     async def record_plan(request: Request, referral_id: uuid.UUID) -> Response:
         """The MSET review and its plan, over the referral API's review route. "Add another
         action" shows the form again with a row more; the case's refusals stand beside the
         field each concerns; another chair's different review of the same state is shown as
-        such (the review id is the state's: ``plan.review_id_for``)."""
+        such (the review id is the state's: ``plan.decision_id_for``)."""
         session, credential, _ = signed_in(request, Section.decide)
         fields = await posted(request, session)
         review_id = fields.get("review_id", "")
-        adding = "add_action" in fields
-        form = plan.read_plan(fields, review_id, adding=adding)
-        if adding:
-            form = replace(form, errors={}, review=None)
-        elif form.review is not None:
-            sent_rows = [n for n, row in enumerate(form.rows) if any(row.values())]
-            try:
-                await back(request).mset_review(credential, referral_id, form.review)
-            except Conflict as exc:
-                form = replace(
-                    form,
-                    errors={
-                        "level": "Another chair recorded a different review of this case "
-                        "first (" + _differing(exc) + "): read the case as it is now, then "
-                        "record yours again if it still stands"
-                    },
-                )
-            except Invalid as exc:
-                errors: dict[str, str] = {}
-                for e in exc.errors or [FieldError(field="body", reason=exc.detail)]:
-                    name, words = plan.review_field(e.field, e.reason, sent_rows)
-                    errors.setdefault(name, words)
-                form = replace(form, errors=errors)
+
+        async def send(review: MsetReviewRequest) -> None:
+            assert isinstance(review, MsetReviewCreate)  # read_plan was given its review id
+            await back(request).mset_review(credential, referral_id, review)
+
+        def conflict(exc: Conflict) -> str:
+            return (
+                "Another chair recorded a different review of this case first ("
+                + _differing(exc)
+                + "): read the case as it is now, then record yours again if it still stands"
+            )
+
+        form, adding = await _send_plan(fields, review_id, send, conflict)
         if adding or form.errors:
             view = await back(request).case(credential, referral_id)
             status = 200 if adding else 422
-            return await _plan_page(request, credential, view, form, review_id, status)
+            return await _plan_page(request, credential, view, form, status, review_id=review_id)
         flash(session, "The MSET review and its plan are recorded.")
         return redirect(request, f"/cases/{referral_id}")
 
@@ -884,11 +913,9 @@ def create_app(
     ) -> Response:
         _, credential, principal = signed_in(request, Section.meetings)
         agenda = await back(request).agenda(credential, meeting_id, cursor, settings.page_size)
-        may_decide = (
-            domain.may_use(principal.role, Section.decide)
-            and agenda.kind == MeetingKind.pre_mset
-            and agenda.status != "closed"
-        )
+        # A Pre-MSET item's decision is an outcome; an MSET (or LMAPS) item's is a review
+        # and its plan (meeting.html links each to its form).
+        may_decide = domain.may_use(principal.role, Section.decide) and agenda.status != "closed"
         found = await back(request).meeting(credential, meeting_id)
         return render(
             request,
@@ -908,7 +935,20 @@ def create_app(
         member's come without rationales and notes: the meeting service trims them)."""
         _, credential, _ = signed_in(request, Section.meetings)
         agenda = await back(request).agenda(credential, meeting_id, cursor, settings.page_size)
-        return render(request, "minutes.html", agenda=agenda, cursor=cursor)
+        # The agreed actions' owners, named by the directory: only this page's, in one ask.
+        owner_ids = {
+            a.owner_agency_id for i in agenda.items if i.decision for a in i.decision.actions
+        }
+        owners = await back(request).agency_names(credential, owner_ids) if owner_ids else {}
+        return render(
+            request,
+            "minutes.html",
+            agenda=agenda,
+            cursor=cursor,
+            owners=owners,
+            aims=plan.AIM_NAMES,
+            targets=plan.TARGET_NAMES,
+        )
 
     @app.get("/meetings/{meeting_id}/minutes.{fmt}")
     async def minutes_download(request: Request, meeting_id: uuid.UUID, fmt: str) -> Response:
@@ -963,7 +1003,7 @@ def create_app(
             except Conflict as exc:
                 errors = {
                     "outcome": "Another decision is recorded for this item already: "
-                    + (_reason(exc))
+                    + _in_words(_reason(exc))
                 }
             except Invalid as exc:
                 errors = _refusal_errors(exc)
@@ -983,6 +1023,61 @@ def create_app(
         flash(session, "The panel's decision on this item is recorded.")
         return redirect(request, f"/meetings/{meeting_id}")
 
+    # --- an MSET meeting's item: the review and its plan (chair) -----------------------------
+
+    async def _reviewed_meeting(
+        credential: str, request: Request, meeting_id: uuid.UUID
+    ) -> MeetingPublic:
+        """The meeting whose item is reviewed: an MSET (or LMAPS) meeting, whose decisions
+        are reviews; a Pre-MSET meeting's items have the outcome form instead."""
+        found = await back(request).meeting(credential, meeting_id)
+        if found.kind == MeetingKind.pre_mset:
+            raise NotFound(404, _body("a Pre-MSET meeting's items are not reviewed"))
+        return found
+
+    def _item_where(meeting: MeetingPublic, item_id: uuid.UUID, case: uuid.UUID) -> dict[str, Any]:
+        return {
+            "meeting": meeting,
+            "action": f"/meetings/{meeting.meeting_id}/items/{item_id}/review?case={case}",
+            "back_to": (f"/meetings/{meeting.meeting_id}", "Back to the meeting"),
+        }
+
+    @app.get("/meetings/{meeting_id}/items/{item_id}/review", response_class=HTMLResponse)
+    async def item_review_form(
+        request: Request, meeting_id: uuid.UUID, item_id: uuid.UUID, case: uuid.UUID
+    ) -> Response:
+        _, credential, _ = signed_in(request, Section.decide)
+        found = await _reviewed_meeting(credential, request, meeting_id)
+        view = await back(request).case(credential, case)
+        where = _item_where(found, item_id, case)
+        return await _plan_page(request, credential, view, _blank_plan(view), **where)
+
+    @app.post("/meetings/{meeting_id}/items/{item_id}/review", response_class=HTMLResponse)
+    async def item_review(
+        request: Request, meeting_id: uuid.UUID, item_id: uuid.UUID, case: uuid.UUID
+    ) -> Response:
+        """The MSET group's review of one agenda item and its plan, through the meeting's
+        decision route (the minutes hold it; the item's id is the review's). The same form
+        as the case's; a second, different decision on the item (409) is shown as such."""
+        session, credential, _ = signed_in(request, Section.decide)
+        fields = await posted(request, session)
+
+        async def send(review: MsetReviewRequest) -> None:
+            await back(request).decide_item(credential, meeting_id, item_id, review)
+
+        def conflict(exc: Conflict) -> str:
+            return "Another decision is recorded for this item already: " + _in_words(_reason(exc))
+
+        form, adding = await _send_plan(fields, None, send, conflict)
+        if adding or form.errors:
+            found = await _reviewed_meeting(credential, request, meeting_id)
+            view = await back(request).case(credential, case)
+            status = 200 if adding else 422
+            where = _item_where(found, item_id, case)
+            return await _plan_page(request, credential, view, form, status, **where)
+        flash(session, "The MSET group's review of this item and its plan are recorded.")
+        return redirect(request, f"/meetings/{meeting_id}")
+
     return app
 
 
@@ -995,6 +1090,15 @@ def _local(target: str) -> str:
 
 def _reason(exc: ServiceAnswer) -> str:
     return exc.errors[0].reason if exc.errors else exc.detail
+
+
+# An instant as a service writes it in a reason (``2026-11-28T02:40:02.737085+00:00``).
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+
+
+def _in_words(text: str) -> str:
+    """A service's reason with each instant in it as a person reads one, in UK time."""
+    return _INSTANT.sub(lambda m: when(datetime.fromisoformat(m.group(0))), text)
 
 
 def _differing(exc: ServiceAnswer) -> str:

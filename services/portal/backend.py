@@ -12,6 +12,7 @@ or has expired: sign in again) and ``Unavailable`` (a service not answering).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 import httpx
@@ -247,6 +248,23 @@ class Backend:
             if cursor is None:
                 break
         return found
+
+    async def agency_names(
+        self, credential: str, ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
+        """The names of these agencies (the owners of a page's actions), asked of the
+        directory by id, 100 at a time: never the whole directory, never one by one. An id
+        the directory no longer holds is absent."""
+        wanted = sorted(set(ids))
+        names: dict[uuid.UUID, str] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = [str(i) for i in wanted[start : start + 100]]
+            params: dict[str, Any] = {"id": chunk, "limit": 100}
+            page = await self._get(
+                AgencyPage, "referral", "/v1/agencies", credential, params=params
+            )
+            names.update((a.agency_id, a.name) for a in page.items)
+        return names
 
     # --- referral: returned children and their interviews ----------------------------------
 

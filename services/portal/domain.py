@@ -38,7 +38,8 @@ SECTION_ROLES: dict[Section, frozenset[Role]] = {
     Section.cases: frozenset(
         {Role.coordinator, Role.chair, Role.panel_member, Role.manager, Role.provider}
     ),
-    # POST /v1/referrals/{id}/pre-mset-decision: the chair.
+    # POST /v1/referrals/{id}/pre-mset-decision and /mset-review, and a meeting item's
+    # POST /v1/meetings/{id}/items/{item_id}/decision: the chair.
     Section.decide: frozenset({Role.chair}),
     # GET /v1/meetings: the panel roles.
     Section.meetings: frozenset({Role.coordinator, Role.chair, Role.panel_member}),

@@ -1,7 +1,11 @@
 """The chair's MSET plan form: the review's level and rationale and the plan's actions
-(owner agency, due date, aim, target), read from a posted form into the referral API's
-``MsetReviewCreate``, and the case's refusals put back beside the field each concerns. Plain
-logic: no web, HTTP or service code.
+(owner agency, due date, aim, target), read from a posted form into the review to send, and
+the refusals put back beside the field each concerns. Plain logic: no web, HTTP or service
+code.
+
+One form, two ways in: on a case's page it is the referral API's ``MsetReviewCreate``, named
+by a review id the portal takes from the case's state; on an MSET meeting's agenda item it is
+the meeting API's ``MsetReviewRequest``, which the meeting names itself (the item's id).
 
 The form works without JavaScript: it shows a number of action rows (``action_count``),
 "Add another action" posts the form back with one row more, and a row left wholly empty is
@@ -12,13 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from mset_contract.cases import MsetReviewCreate
+from mset_contract.cases import MsetReviewCreate, MsetReviewRequest
 from mset_contract.vocab import ActionAim, ActionTarget
 from services.portal.domain import LONDON
 
@@ -96,14 +100,22 @@ class PlanForm:
 
     values: dict[str, str]
     rows: list[dict[str, str]]
-    review: MsetReviewCreate | None
+    review: MsetReviewRequest | None
     errors: dict[str, str]
 
+    def sent_rows(self) -> list[int]:
+        """The form's row of each action sent (a wholly empty row is not sent), to number a
+        refusal of the n-th action as the chair sees the rows."""
+        return [n for n, row in enumerate(self.rows) if any(row.values())]
 
-def read_plan(form: Mapping[str, str], review_id: str, adding: bool = False) -> PlanForm:
+
+def read_plan(form: Mapping[str, str], review_id: str | None, adding: bool = False) -> PlanForm:
     """The posted form as the review to send, or the form's own errors (required fields and
     real dates, in GOV.UK's words) beside their fields. Whether a due date is in the future
-    and whether an owner exists are the case's and the directory's to say."""
+    and whether an owner exists are the case's, the meeting's and the directory's to say.
+
+    ``review_id``: the case's form names its review (``MsetReviewCreate``); None for a
+    meeting's agenda item, whose decision the meeting names (``MsetReviewRequest``)."""
     values = {k: form.get(k, "").strip() for k in ("level", "rationale")}
     rows = action_rows(form, action_count(form, adding))
     errors: dict[str, str] = {}
@@ -130,14 +142,16 @@ def read_plan(form: Mapping[str, str], review_id: str, adding: bool = False) -> 
         actions.append({"row": n, **action})
     if errors:
         return PlanForm(values, rows, None, errors)
-    body = {
+    body: dict[str, Any] = {
         "level": values["level"],
         "rationale": values["rationale"] or None,
-        "review_id": review_id,
         "actions": [{k: v for k, v in a.items() if k != "row"} for a in actions],
     }
+    model: type[MsetReviewRequest] = MsetReviewRequest
+    if review_id is not None:
+        body["review_id"], model = review_id, MsetReviewCreate
     try:
-        review = MsetReviewCreate.model_validate(body)
+        review = model.model_validate(body)
     except ValidationError as exc:
         rows_of = [a["row"] for a in actions]
         for e in exc.errors():
@@ -147,6 +161,16 @@ def read_plan(form: Mapping[str, str], review_id: str, adding: bool = False) -> 
             errors.setdefault(field, words)
         return PlanForm(values, rows, None, errors)
     return PlanForm(values, rows, review, errors)
+
+
+def refused(form: PlanForm, refusals: Sequence[tuple[str, str]]) -> PlanForm:
+    """The form again with a service's refusals (each a field and its reason, as the
+    referral or meeting API names them) beside the fields they concern."""
+    errors: dict[str, str] = {}
+    for field, reason in refusals:
+        name, words = review_field(field, reason, form.sent_rows())
+        errors.setdefault(name, words)
+    return replace(form, review=None, errors=errors)
 
 
 def review_field(field: str, reason: str, rows_of: Sequence[int]) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from mset_contract.auth import Principal
 from mset_contract.vocab import AgencyType, Role
 from services.notifications.schemas import InboxItemPublic, InboxPage
 from services.portal import domain
-from services.portal.api import COOKIE, create_app
+from services.portal.api import COOKIE, _in_words, create_app
 from services.portal.backend import Backend
 from services.portal.sessions import MemorySessionStore, SignedIn, SignInRefused
 from services.portal.settings import PortalSettings
@@ -200,6 +200,29 @@ async def test_sign_in_goes_back_only_to_a_page_of_this_site() -> None:
             follow_redirects=False,
         )
         assert resp.headers["location"] == "/"
+
+
+async def test_sign_in_goes_back_to_the_page_asked_for_with_its_query() -> None:
+    # An agenda item's form names its case in the query: signing in keeps it.
+    async with portal()[0] as client:
+        wanted = "/inbox?state=all"
+        resp = await client.get(wanted, follow_redirects=False)
+        assert resp.headers["location"] == "/sign-in?next=/inbox%3Fstate%3Dall"
+        page = await client.get(resp.headers["location"])
+        assert f'name="next" value="{wanted}"' in page.text
+        resp = await client.post(
+            "/sign-in",
+            data={"token": TOKEN, "csrf_token": csrf_of(page.text), "next": wanted},
+            follow_redirects=False,
+        )
+        assert resp.headers["location"] == wanted
+
+
+def test_a_service_s_instants_in_a_reason_are_shown_in_words_in_uk_time() -> None:
+    reason = "this item was already decided by Demo Chair at 2026-07-01T12:05:00.5+00:00"
+    assert (
+        _in_words(reason) == "this item was already decided by Demo Chair at 1 July 2026 at 1:05pm"
+    )
 
 
 @pytest.mark.parametrize(

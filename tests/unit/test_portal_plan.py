@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from mset_contract.cases import MsetReviewCreate, MsetReviewRequest
 from mset_contract.meeting import Attendee, Capacity
 from services.portal import attendance, plan
 
@@ -87,6 +88,48 @@ def test_the_case_s_refusals_name_the_row_the_chair_sees() -> None:
         == "rationale"
     )
     assert plan.review_field("body", "the case is at stage 'exited': ...", rows)[0] == "level"
+
+
+def test_a_meeting_item_s_plan_is_the_same_form_without_an_id_of_its_own() -> None:
+    # The meeting names its items' reviews itself: the body carries no review or meeting id
+    # (the meeting refuses one), and is not the referral API's MsetReviewCreate.
+    form = {"level": "high", "rationale": "Seen weekly.", "action_count": "1", **_action(0)}
+    got = plan.read_plan(form, None)
+    assert got.errors == {}
+    assert isinstance(got.review, MsetReviewRequest)
+    assert not isinstance(got.review, MsetReviewCreate)
+    assert got.review.review_id is None and got.review.meeting_id is None
+    assert got.review.model_dump(mode="json", exclude_none=True).keys() == {
+        "kind",
+        "level",
+        "rationale",
+        "actions",
+    }
+
+
+def test_the_meeting_s_refusals_stand_beside_the_row_the_chair_sees() -> None:
+    # Rows 0 and 2 filled, row 1 empty: the meeting's actions.1 is the third row.
+    form = {"level": "high", "action_count": "3", **_action(0), **_action(2)}
+    sent = plan.read_plan(form, None)
+    assert sent.sent_rows() == [0, 2]
+    got = plan.refused(
+        sent,
+        [
+            (
+                "actions.1.owner_agency_id",
+                f"no agency {AGENCY}: choose the owner from the agency directory "
+                "(GET /v1/agencies on the referral API)",
+            ),
+            ("actions.0.due_at", "the due date has passed: give a future date"),
+        ],
+    )
+    assert got.review is None
+    assert got.errors == {
+        "action-2-owner": f"Action 3: No agency {AGENCY}: choose one from the list",
+        "action-0-due": "Action 1: The due date has passed: give a future date",
+    }
+    # What was typed is shown again.
+    assert got.rows[2]["description"] == "Serve a notice."
 
 
 def test_two_chairs_who_open_the_form_on_the_same_state_share_the_review_id() -> None:
