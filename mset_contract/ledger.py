@@ -52,6 +52,12 @@ class DisclosureView(StrEnum):
     child_identity = "child_identity"
     # A child's referrals across agencies, linked (GET /v1/referrals/{id}/child-history).
     child_history = "child_history"
+    # A person of concern or a location linked to the child (ADR 0030): its detail (names,
+    # phones, vehicles, handles; address, postcode), in an entity's page, a match for review
+    # or the child's linked entities.
+    entity = "entity"
+    # One authority's mentions of an entity shared with another authority (ADR 0030).
+    entity_share = "entity_share"
 
 
 # The fields each view shows (a reader's role may be shown fewer: the entry lists what was).
@@ -60,6 +66,11 @@ VIEW_FIELDS: dict[DisclosureView, tuple[str, ...]] = {
         "name.given", "name.family", "name.known_as", "name.aliases", "nhs_number",
         "postcode", "date_of_birth", "gender", "local_authority",
     ),
+    DisclosureView.entity: (
+        "names", "description", "vehicles", "phones", "handles", "known_to_police",
+        "place_name", "address", "postcode", "online",
+    ),
+    DisclosureView.entity_share: ("entity detail, to the other authority's staff",),
     DisclosureView.child_history: (
         "referral_id", "case_id", "agency_id", "local_authority", "stage", "submitted_at",
         "kind", "linked_by",

@@ -308,6 +308,54 @@ CHILD_LINK_UNLINK = Rule(
     {A.coordinator: SERVED},
     refusal=_COORDINATOR_LINKS,
 )
+# Persons of concern and locations (ADR 0030). An entity's mentions are shown in full to the
+# partnership roles serving the authority whose tool mentioned it, or one it was shared with
+# (``Facts.told``: the authorities the mention is shared to); elsewhere only that a mention
+# exists. Suggested matches are the coordinator's to decide, for matches touching an authority
+# they serve (either side), as for same-child links.
+ENTITY_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "read",
+    "GET /v1/entities/{id}",
+    dict(_PARTNERSHIP),
+)
+_COORDINATOR_ENTITIES = "same-person and same-place matches are reviewed by the MSET coordinator"
+ENTITY_MATCHES_REVIEW = Rule(
+    SERVICE,
+    "same-entity match",
+    "list the candidates of",
+    "GET /v1/entity-matches/candidates",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+)
+ENTITY_MATCH_CONFIRM = Rule(
+    SERVICE,
+    "same-entity match",
+    "confirm",
+    "POST /v1/entity-matches/{id}/confirm",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
+ENTITY_MATCH_REJECT = Rule(
+    SERVICE,
+    "same-entity match",
+    "reject",
+    "POST /v1/entity-matches/{id}/reject",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
+ENTITY_MATCH_UNDO = Rule(
+    SERVICE,
+    "same-entity match",
+    "undo",
+    "POST /v1/entity-matches/{id}/undo",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
 # Who a credential belongs to (name, role, agency): told to the MSET services only.
 INTROSPECT = Rule(
     SERVICE,
@@ -349,6 +397,11 @@ RULES = (
     CHILD_LINK_CONFIRM,
     CHILD_LINK_REJECT,
     CHILD_LINK_UNLINK,
+    ENTITY_READ,
+    ENTITY_MATCHES_REVIEW,
+    ENTITY_MATCH_CONFIRM,
+    ENTITY_MATCH_REJECT,
+    ENTITY_MATCH_UNDO,
 )
 
 
