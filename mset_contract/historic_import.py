@@ -63,9 +63,7 @@ class HistoricAction(NewAction):
         default=None, description="When it was completed, if it was: not in the future."
     )
     # A case system knows no MSET entity ids (ADR 0030): an imported action names none.
-    entity_id: None = Field(  # type: ignore[assignment]
-        default=None, description="Not taken in an import: always null."
-    )
+    entity_id: None = Field(default=None, description="Not taken in an import: always null.")
 
     @model_validator(mode="after")
     def _one_owner(self) -> HistoricAction:

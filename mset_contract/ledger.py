@@ -86,7 +86,7 @@ VIEW_FIELDS: dict[DisclosureView, tuple[str, ...]] = {
         "why.exploitation_types", "why.persons_of_concern", "why.locations",
         "why.referrer_level", "why.referrer_rationale", "why.rules", "history.decisions",
         "history.decisions[].rationale", "history.actions", "history.actions[].progress[].note",
-        "history.missing_episodes",
+        "history.missing_episodes", "links",
     ),
     DisclosureView.case_who: (
         "who.agency_child_ref", "who.age_years", "who.gender", "who.legal_status",

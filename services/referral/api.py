@@ -93,7 +93,7 @@ from services.referral.domain import (
 )
 from services.referral.entities import EntityStore
 from services.referral.entity_api import add_entity_routes, install_entity_errors
-from services.referral.entity_desk import EntityDesk
+from services.referral.entity_desk import EntityDesk, PatternDesk
 from services.referral.episode_records import RETURNED_ORDER
 from services.referral.identity import Identity, Throttle
 from services.referral.intake import Intake
@@ -157,12 +157,14 @@ def create_app(settings: ReferralSettings) -> FastAPI:
         )
         app.state.child_links = ChildLinks(app.state.intake, identities)
         app.state.entities = EntityDesk(app.state.intake, entities)
+        app.state.patterns = PatternDesk(app.state.entities)
         app.state.directory = Directory(store)
         app.state.desk = CaseDesk(app.state.intake, cases, app.state.directory)
         app.state.actions = ActionDesk(app.state.intake)
         app.state.missing = MissingDesk(store, cases, authorities=settings.authorities)
         rules = HttpRules(settings.triage_url, settings.service_token.get_secret_value())
         app.state.papers = PapersDesk(app.state.intake, rules)
+        app.state.papers.patterns = app.state.patterns
         meetings = HttpMeetings(settings.meeting_url)
         app.state.desk.meetings = meetings
         app.state.desk.entities = app.state.entities

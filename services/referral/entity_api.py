@@ -4,24 +4,34 @@ entity_desk.py)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from mset_contract.entities import (
+    ChildEntities,
+    EntityGraph,
     EntityMatchAction,
     EntityMatchDecision,
     EntityMatchPage,
     EntityMatchPublic,
     EntityView,
+    HotspotList,
 )
+from mset_contract.types import LocalAuthorityCode
 from mset_platform.edge import Caller, ErrorBody, FieldError, error_response, error_responses
-from services.referral.entity_desk import EntityDesk, EntityMatchConflict
+from services.referral.entity_desk import EntityDesk, EntityMatchConflict, PatternDesk
 
 
 def desk(request: Request) -> EntityDesk:
     d: EntityDesk = request.app.state.entities
+    return d
+
+
+def pattern(request: Request) -> PatternDesk:
+    d: PatternDesk = request.app.state.patterns
     return d
 
 
@@ -72,6 +82,63 @@ def add_entity_routes(app: FastAPI) -> None:
         with what they share (never the values) and each side's detail where you may see
         it. Each detail shown is recorded."""
         return await desk(request).candidates(caller, after, limit)
+
+    @app.get(
+        "/v1/referrals/{referral_id}/entities",
+        response_model=ChildEntities,
+        responses=READ_ERRORS,
+        tags=["entities"],
+    )
+    async def child_entities(
+        request: Request, caller: Caller, referral_id: uuid.UUID
+    ) -> ChildEntities:
+        """The people and places of concern the child's tools name, and the other children
+        linked through each: by case where you may see them, counted by authority where
+        their authority has not shared."""
+        return await pattern(request).child(caller, referral_id)
+
+    @app.get(
+        "/v1/entities/{entity_id}/graph",
+        response_model=EntityGraph,
+        responses=READ_ERRORS,
+        tags=["entities"],
+    )
+    async def entity_graph(request: Request, caller: Caller, entity_id: uuid.UUID) -> EntityGraph:
+        """The entity's network as nodes (children's cases, people, places) and edges (a
+        tool's mention, a plan action). A child you may not see is a node naming only its
+        authority."""
+        return await pattern(request).graph(caller, entity_id)
+
+    @app.get(
+        "/v1/entities/{entity_id}/network.svg",
+        response_class=Response,
+        responses={**READ_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
+        tags=["entities"],
+    )
+    async def entity_network(request: Request, caller: Caller, entity_id: uuid.UUID) -> Response:
+        """The entity's network drawn as SVG, with a title and a description in words."""
+        svg = await pattern(request).network_svg(caller, entity_id)
+        return Response(svg, media_type="image/svg+xml")
+
+    @app.get(
+        "/v1/hotspots",
+        response_model=HotspotList,
+        responses=error_responses(401, 403, 422),
+        tags=["entities"],
+    )
+    async def hotspots(
+        request: Request,
+        caller: Caller,
+        authority: Annotated[LocalAuthorityCode, Query(description="An authority you serve.")],
+        since: Annotated[datetime | None, Query(description="Default: 90 days ago.")] = None,
+        until: Annotated[datetime | None, Query(description="Default: now.")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> HotspotList:
+        """Locations with a mention in the authority, ranked by the number of children
+        linked to them in the period (anywhere in the partnership)."""
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=90)
+        return await pattern(request).hotspots(caller, authority, start, end, limit)
 
     for action, verb, summary in (
         (EntityMatchAction.confirmed, "confirm", "Confirm that both are one person or place."),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from mset_contract.auth import Principal
 from mset_contract.cases import NewAction
 from mset_contract.entities import (
+    ChildEntities,
+    ChildEntity,
     EntityActionView,
+    EntityGraph,
     EntityKind,
     EntityMatchAction,
     EntityMatchDecision,
@@ -30,12 +34,17 @@ from mset_contract.entities import (
     EntityMatchStatus,
     EntityMention,
     EntityView,
+    GraphEdge,
+    GraphNode,
+    Hotspot,
+    HotspotList,
     LocationKind,
     TimelineEntry,
 )
 from mset_contract.ledger import DisclosurePurpose, DisclosureView
 from mset_contract.vocab import ActionTarget
-from services.referral.domain import ReferralError, ReferralNotFound, RequestInvalid
+from mset_platform.access import Scope, who_is
+from services.referral.domain import NotPermitted, ReferralError, ReferralNotFound, RequestInvalid
 from services.referral.entities import (
     Entity,
     EntityAction,
@@ -45,12 +54,15 @@ from services.referral.entities import (
 )
 from services.referral.intake import Intake
 from services.referral.ledger import Disclosed, to
+from services.referral.network_svg import render_network
 from services.referral.policy import (
+    CHILD_ENTITIES_READ,
     ENTITY_MATCH_CONFIRM,
     ENTITY_MATCH_REJECT,
     ENTITY_MATCH_UNDO,
     ENTITY_MATCHES_REVIEW,
     ENTITY_READ,
+    HOTSPOTS_READ,
     Facts,
     check,
     may,
@@ -381,3 +393,255 @@ class EntityDesk:
                 for e in events
             ],
         )
+
+
+# --- seeing the pattern (issue 15 item 4) ------------------------------------------------
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def _n(n: int, one: str, many: str) -> str:
+    return f"{NUMBER_WORDS.get(n, str(n))} {one if n == 1 else many}"
+
+
+def links_summary(entities: Sequence[ChildEntity]) -> str:
+    """'Linked to 3 other children through one location and one person.'"""
+    others = sum(e.other_children for e in entities)
+    if not entities:
+        return "No person or place of concern linked."
+    kinds = []
+    for kind, word in ((EntityKind.location, "location"), (EntityKind.person, "person")):
+        n = sum(1 for e in entities if e.kind is kind and e.other_children)
+        if n:
+            kinds.append(_n(n, word, word + "s" if word == "location" else "people"))
+    if not others:
+        return f"{_n(len(entities), 'person or place', 'people or places')} of concern, " + (
+            "linked to no other child."
+        )
+    children = _n(others, "other child", "other children")
+    return f"Linked to {children} through {' and '.join(kinds)}."
+
+
+class PatternDesk:
+    """A child's linked people and places, an entity's graph and network view, hotspots."""
+
+    def __init__(self, desk: EntityDesk) -> None:
+        self.desk = desk
+        self.store = desk.store
+        self.entities = desk.entities
+
+    # --- a child -------------------------------------------------------------------------
+
+    async def child(self, principal: Principal, referral_id: uuid.UUID) -> ChildEntities:
+        row = await run_in_threadpool(
+            self.desk.intake.readable,
+            principal,
+            referral_id,
+            "child_entities",
+            CHILD_ENTITIES_READ,
+        )
+        return await run_in_threadpool(self.of_case, principal, row.case_referral_id or row.id)
+
+    def of_case(self, principal: Principal, case_id: uuid.UUID) -> ChildEntities:
+        """The entities the case's tools mention, each with the other children linked
+        through it: those the reader may see by case, the rest counted by authority."""
+        with self.store.session() as s:
+            own = list(
+                s.scalars(
+                    select(Entity).where(Entity.case_id == case_id).order_by(Entity.created_at)
+                )
+            )
+            out: list[ChildEntity] = []
+            done: set[uuid.UUID] = set()
+            shown: list[Entity] = []
+            for e in own:
+                if e.id in done:
+                    continue
+                rows = self.desk.members(s, [e.id])
+                done |= {r.id for r in rows}
+                seen = self.desk.visible(s, principal, rows)
+                others: dict[uuid.UUID, Entity] = {}
+                for r in rows:
+                    if r.case_id != case_id:
+                        others.setdefault(r.case_id, r)
+                visible_cases = sorted(
+                    {
+                        c
+                        for c, r in others.items()
+                        if any(m.case_id == c and m.id in seen for m in rows)
+                    },
+                    key=str,
+                )
+                hidden: dict[str, int] = {}
+                for c, r in others.items():
+                    if c not in visible_cases:
+                        hidden[r.local_authority] = hidden.get(r.local_authority, 0) + 1
+                mine = [r for r in rows if r.id in seen and r.case_id == case_id]
+                shown += mine
+                out.append(
+                    ChildEntity(
+                        entity_id=e.id,
+                        kind=EntityKind(e.kind),
+                        location_kind=LocationKind(e.location_kind) if e.location_kind else None,
+                        detail=self.entities.detail(mine[0]) if mine else None,
+                        other_children=len(others),
+                        other_children_visible=visible_cases,
+                        other_children_by_authority=hidden,
+                    )
+                )
+        self.desk.disclose(principal, shown)
+        return ChildEntities(
+            referral_id=case_id, case_id=case_id, entities=out, summary=links_summary(out)
+        )
+
+    # --- an entity's graph ---------------------------------------------------------------
+
+    async def graph(self, principal: Principal, entity_id: uuid.UUID) -> EntityGraph:
+        return await run_in_threadpool(self._graph, principal, entity_id)
+
+    def _graph(self, principal: Principal, entity_id: uuid.UUID) -> EntityGraph:
+        """The entity, the children it links, and the other people and places those
+        children's tools name (one step further): nodes and edges. A child or an entity
+        the reader may not see is a node that says only its authority."""
+        not_found = f"no person or location {entity_id} that you may see"
+        with self.store.session() as s:
+            start = s.get(Entity, entity_id)
+            if start is None:
+                raise ReferralNotFound(not_found)
+            first = self.desk.members(s, [start.id])
+            if not self.desk.visible(s, principal, first):
+                raise ReferralNotFound(not_found)
+            cases = {r.case_id for r in first}
+            around = list(s.scalars(select(Entity).where(Entity.case_id.in_(list(cases)))))
+            groups: list[list[Entity]] = [first]
+            grouped = {r.id for r in first}
+            for e in sorted(around, key=lambda r: (r.created_at, str(r.id))):
+                if e.id not in grouped:
+                    g = self.desk.members(s, [e.id])
+                    grouped |= {r.id for r in g}
+                    groups.append(g)
+            all_rows = [r for g in groups for r in g]
+            seen = self.desk.visible(s, principal, all_rows)
+            nodes: dict[str, GraphNode] = {}
+            edges: list[GraphEdge] = []
+            case_la: dict[uuid.UUID, str] = {}
+            for r in all_rows:
+                case_la.setdefault(r.case_id, r.local_authority)
+            case_seen = {r.case_id for r in all_rows if r.id in seen}
+            for n, (case, la) in enumerate(
+                sorted(case_la.items(), key=lambda kv: (kv[1], str(kv[0])))
+            ):
+                if case in case_seen:
+                    nodes[str(case)] = GraphNode(
+                        id=str(case),
+                        kind="child",
+                        label=f"Case {str(case)[:8]}",
+                        local_authority=la,
+                    )
+                else:
+                    nodes[str(case)] = GraphNode(
+                        id=f"hidden-{n}",
+                        kind="hidden",
+                        label=f"A child in {la}",
+                        local_authority=la,
+                    )
+            shown: list[Entity] = []
+            for g in groups:
+                head = g[0]
+                visible = [r for r in g if r.id in seen]
+                shown += visible
+                label = _entity_label(self.entities, head, visible)
+                nodes[str(head.id)] = GraphNode(
+                    id=str(head.id),
+                    kind="person" if head.kind == EntityKind.person.value else "location",
+                    label=label,
+                )
+                for c in sorted({r.case_id for r in g if r.case_id in case_la}, key=str):
+                    edges.append(
+                        GraphEdge(source=nodes[str(c)].id, target=str(head.id), kind="mentions")
+                    )
+                ids = [r.id for r in g]
+                for a in s.scalars(select(EntityAction).where(EntityAction.entity_id.in_(ids))):
+                    if a.case_id in case_la:
+                        edges.append(
+                            GraphEdge(
+                                source=nodes[str(a.case_id)].id, target=str(head.id), kind="action"
+                            )
+                        )
+        self.desk.disclose(principal, shown)
+        return EntityGraph(nodes=list(nodes.values()), edges=edges)
+
+    async def network_svg(self, principal: Principal, entity_id: uuid.UUID) -> str:
+        graph = await self.graph(principal, entity_id)
+        return render_network(graph, title="Network of a person or place of concern")
+
+    # --- hotspots ------------------------------------------------------------------------
+
+    async def hotspots(
+        self, principal: Principal, authority: str, since: datetime, until: datetime, limit: int
+    ) -> HotspotList:
+        scope = require(principal, HOTSPOTS_READ)
+        if scope is Scope.served_authority and authority not in principal.authorities:
+            raise NotPermitted(
+                f"{who_is(principal)} may not read the hotspots of {authority}: only of the "
+                "authorities you serve"
+            )
+        return await run_in_threadpool(self._hotspots, principal, authority, since, until, limit)
+
+    def _hotspots(
+        self, principal: Principal, authority: str, since: datetime, until: datetime, limit: int
+    ) -> HotspotList:
+        """Locations with a mention in ``authority``, ranked by the children linked to them
+        (mentions made in the period), anywhere."""
+        with self.store.session() as s:
+            starts = list(
+                s.scalars(
+                    select(Entity).where(
+                        Entity.kind == EntityKind.location.value,
+                        Entity.local_authority == authority,
+                    )
+                )
+            )
+            done: set[uuid.UUID] = set()
+            items: list[Hotspot] = []
+            shown: dict[uuid.UUID, Entity] = {}
+            for e in starts:
+                if e.id in done:
+                    continue
+                rows = self.desk.members(s, [e.id])
+                done |= {r.id for r in rows}
+                within = [r for r in rows if since <= _aware(r.created_at) < until]
+                if not within:
+                    continue
+                seen = self.desk.visible(s, principal, rows)
+                mine = [r for r in rows if r.id in seen]
+                detail = self.entities.detail(mine[0]) if mine else None
+                head = rows[0]  # the first mention names the place
+                if mine:
+                    shown[head.id] = mine[0]
+                items.append(
+                    Hotspot(
+                        entity_id=head.id,
+                        location_kind=LocationKind(e.location_kind or LocationKind.other.value),
+                        children=len({r.case_id for r in within}),
+                        authorities=sorted({r.local_authority for r in within}),
+                        place_name=(detail.place_name or detail.address) if detail else None,
+                    )
+                )
+        items.sort(key=lambda h: (-h.children, str(h.entity_id)))
+        items = items[:limit]
+        self.desk.disclose(principal, [shown[h.entity_id] for h in items if h.entity_id in shown])
+        return HotspotList(since=since, until=until, items=items)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _entity_label(store: EntityStore, head: Entity, visible: Sequence[Entity]) -> str:
+    kind = "Person" if head.kind == EntityKind.person.value else "Place"
+    if not visible:
+        return f"{kind} (not shared)"
+    d = store.detail(visible[0])
+    name = (d.names[0] if d.names else None) or d.place_name or d.address or d.online
+    return f"{kind}: {name}" if name else kind

@@ -32,6 +32,8 @@ from mset_contract.papers import (
     PaperDecision,
     PaperEpisode,
     PaperIndicator,
+    PaperLocation,
+    PaperPerson,
     PaperProgress,
     PaperRule,
     PapersHistory,
@@ -45,6 +47,7 @@ from mset_contract.types import age_on, today_uk
 from mset_contract.vocab import AgencyType, RiskLevel, Role, Stage
 from services.referral.activities import ReferralActivities
 from services.referral.domain import NotAService
+from services.referral.entity_desk import PatternDesk
 from services.referral.intake import Intake
 from services.referral.ledger import PAPERS_WITHHELD, who_disclosed
 from services.referral.policy import CASES_WHO, PAPERS_READ, require
@@ -88,6 +91,8 @@ class PapersDesk:
         self.intake = intake
         self.rules = rules
         self.facts = ReferralActivities(intake.store)
+        # The case's links through people and places (ADR 0030); None: not shown.
+        self.patterns: PatternDesk | None = None
 
     async def papers(self, principal: Principal, referral_id: uuid.UUID) -> PanelPapers:
         row = await run_in_threadpool(
@@ -114,6 +119,8 @@ class PapersDesk:
             why=_why(tool, state, rules),
             history=_history(state, {i: a.name for i, a in agencies.items()}),
         )
+        if self.patterns is not None:
+            papers.links = await run_in_threadpool(self.patterns.of_case, principal, case.id)
         return _trimmed(papers, principal.role)
 
     async def who(
@@ -288,8 +295,13 @@ def _why(tool: ReferralCreate, state: ReferralState | None, rules: list[PaperRul
             PaperArea.model_validate({"area": a, "indicators": v}) for a, v in by_area.items()
         ],
         exploitation_types=tool.exploitation_types,
-        persons_of_concern=tool.persons_of_concern,
-        locations=tool.locations,
+        persons_of_concern=[
+            PaperPerson.model_validate(p.model_dump(exclude={"identifiers"}))
+            for p in tool.persons_of_concern
+        ],
+        locations=[
+            PaperLocation.model_validate(x.model_dump(exclude={"place"})) for x in tool.locations
+        ],
         referrer_level=tool.referrer_judgement.level,
         referrer_rationale=tool.referrer_judgement.rationale,
         suggested_level=t.suggested_level if t else None,

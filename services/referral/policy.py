@@ -320,6 +320,39 @@ ENTITY_READ = Rule(
     "GET /v1/entities/{id}",
     dict(_PARTNERSHIP),
 )
+# Seeing the pattern: a child's linked people and places (and the other children linked
+# through them, counted where not shared) for the partnership roles working the child's case;
+# an entity's graph and network view as its page; hotspots for an authority the reader serves.
+CHILD_ENTITIES_READ = Rule(
+    SERVICE,
+    "child's linked people and places",
+    "read",
+    "GET /v1/referrals/{id}/entities",
+    dict(_PARTNERSHIP),
+    seen_by=REFERRAL_READ,
+)
+ENTITY_GRAPH_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "read the network of",
+    "GET /v1/entities/{id}/graph",
+    dict(_PARTNERSHIP),
+)
+ENTITY_NETWORK_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "draw the network of",
+    "GET /v1/entities/{id}/network.svg",
+    dict(_PARTNERSHIP),
+)
+HOTSPOTS_READ = Rule(
+    SERVICE,
+    "hotspot",
+    "list",
+    "GET /v1/hotspots",
+    {A.coordinator: SERVED, A.chair: SERVED, A.manager: SERVED},
+    refusal="hotspots are listed for the coordinator, chairs and managers of the authority",
+)
 _COORDINATOR_ENTITIES = "same-person and same-place matches are reviewed by the MSET coordinator"
 ENTITY_MATCHES_REVIEW = Rule(
     SERVICE,
@@ -402,6 +435,10 @@ RULES = (
     ENTITY_MATCH_CONFIRM,
     ENTITY_MATCH_REJECT,
     ENTITY_MATCH_UNDO,
+    CHILD_ENTITIES_READ,
+    ENTITY_GRAPH_READ,
+    ENTITY_NETWORK_READ,
+    HOTSPOTS_READ,
 )
 
 

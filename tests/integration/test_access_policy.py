@@ -523,6 +523,7 @@ async def walk_entities(
         "description": "Adult male.",
         "identifiers": {"names": ["Walk Through"], "phones": ["07700 900999"]},
     }
+    home = referrals.callers[0].principal.agency_id
     async with await partner() as http:
         for _ in range(2):
             body = new_tool()
@@ -536,6 +537,19 @@ async def walk_entities(
     mention = Target(Facts(local_authority=la))
     await r(p.ENTITY_READ, Walk("GET", f"/v1/entities/{entity_id}", mention, real=entity_id))
     await r(p.ENTITY_MATCHES_REVIEW, Walk("GET", "/v1/entity-matches/candidates", Target()))
+    await r(
+        p.ENTITY_GRAPH_READ, Walk("GET", f"/v1/entities/{entity_id}/graph", mention, real=entity_id)
+    )
+    await r(
+        p.ENTITY_NETWORK_READ,
+        Walk("GET", f"/v1/entities/{entity_id}/network.svg", mention, real=entity_id),
+    )
+    case = Target(Facts(agency_id=home, local_authority=la))
+    await r(p.CHILD_ENTITIES_READ, Walk("GET", f"/v1/referrals/{rid}/entities", case, real=rid))
+    await r(
+        p.HOTSPOTS_READ,
+        Walk("GET", "/v1/hotspots", Target(authority=la), params={"authority": la}),
+    )
     in_la = Target(Facts(local_authority=la, told=frozenset({la})))
 
     async def match_record() -> Any:

@@ -15,8 +15,10 @@ workflow's history or in the logs."""
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,6 +64,10 @@ def scenario_tool(
         {"kind": "hotspot", "description": "Takeaway where she is seen after 10pm.", "place": place}
     ]
     return t
+
+
+def write_picture(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +295,55 @@ async def test_three_children_in_two_authorities_share_a_hotspot_and_a_person(
         assert from_east["actions"] == []
         agreed = [t for t in from_east["timeline"] if t["what"] == "action_agreed"]
         assert agreed == [{**agreed[0], "case_id": None, "local_authority": north}]
+
+    # --- seeing the pattern --------------------------------------------------------------
+    async with intake.http(coord_n) as cn, intake.http(coord_e) as ce, intake.http(chair_n) as ch:
+        linked = await get(cn, f"/v1/referrals/{a['referral_id']}/entities")
+        assert linked["summary"] == (
+            "Linked to four other children through one location and one person."
+        ), linked["summary"]  # b and c, through each of the two
+        by_kind = {e["kind"]: e for e in linked["entities"]}
+        assert by_kind["location"]["other_children"] == 2
+        assert by_kind["location"]["other_children_visible"] == [b["case_id"]]
+        assert by_kind["location"]["other_children_by_authority"] == {east: 1}
+        assert by_kind["person"]["detail"]["vehicles"] == [VRM]
+        # The panel papers say it too.
+        papers = await get(ch, f"/v1/referrals/{a['referral_id']}/papers")
+        assert papers["links"]["summary"] == linked["summary"]
+        # Eastmoor's child: the two Northshire children are counts only.
+        from_c = await get(ce, f"/v1/referrals/{c['referral_id']}/entities")
+        for e in from_c["entities"]:
+            assert e["other_children_visible"] == []
+            assert e["other_children_by_authority"] == {north: 2}
+
+        # Hotspots: the takeaway first, with its three children.
+        spots = await get(cn, "/v1/hotspots", authority=north)
+        top = spots["items"][0]
+        assert top["children"] == 3
+        assert top["entity_id"] in {m["entity_id"] for m in seen_n["mentions"] if m["visible"]}
+        assert spots["items"][0]["place_name"] == PLACE
+        assert spots["items"][0]["authorities"] == sorted([north, east])
+        refused = await cn.get("/v1/hotspots", params={"authority": east})
+        assert refused.status_code == 403, refused.text
+
+        # The graph: three children, one person, one place; the action an edge.
+        graph = await get(cn, f"/v1/entities/{place_id}/graph")
+        kinds = sorted(n["kind"] for n in graph["nodes"])
+        assert kinds == ["child", "child", "hidden", "location", "person"], kinds
+        [place_node] = [n["id"] for n in graph["nodes"] if n["kind"] == "location"]
+        assert ("action", place_node) in {(e["kind"], e["target"]) for e in graph["edges"]}
+        hidden_node = next(n for n in graph["nodes"] if n["kind"] == "hidden")
+        assert hidden_node["label"] == f"A child in {east}"
+        svg = await cn.get(f"/v1/entities/{place_id}/network.svg")
+        assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+        assert '<title id="network-title">' in svg.text
+        assert (
+            "3 children linked through 1 person and 1 place of concern; 1 of the children in "
+            "authorities that have not shared; 1 plan action." in svg.text
+        )
+        # docs/entities-network.svg is this picture: MSET_NETWORK_SVG=path writes it again.
+        if os.environ.get("MSET_NETWORK_SVG"):
+            write_picture(Path(os.environ["MSET_NETWORK_SVG"]), svg.text)
 
     # --- nowhere in clear --------------------------------------------------------------
     assert rows_holding(intake.store.engine, list(PLANTED)) == []
