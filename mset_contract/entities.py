@@ -231,7 +231,8 @@ class EntityShareRequest(_Strict):
     )
 
     to_authority: LocalAuthorityCode
-    reason: FreeText = Field(max_length=500)
+    # The ledger entry carries the reason beside the recipient (300 characters in all).
+    reason: FreeText = Field(max_length=200, description="Why: kept in the ledger.")
 
 
 class EntityShared(BaseModel):

@@ -17,6 +17,8 @@ from mset_contract.entities import (
     EntityMatchDecision,
     EntityMatchPage,
     EntityMatchPublic,
+    EntityShared,
+    EntityShareRequest,
     EntityView,
     HotspotList,
 )
@@ -139,6 +141,20 @@ def add_entity_routes(app: FastAPI) -> None:
         end = until or datetime.now(UTC)
         start = since or end - timedelta(days=90)
         return await pattern(request).hotspots(caller, authority, start, end, limit)
+
+    @app.post(
+        "/v1/entities/{entity_id}/share",
+        response_model=EntityShared,
+        responses=READ_ERRORS,
+        tags=["entities"],
+    )
+    async def share_entity(
+        request: Request, caller: Caller, entity_id: uuid.UUID, body: EntityShareRequest
+    ) -> EntityShared:
+        """Share your authorities' mentions of this person or place with another authority:
+        its staff then see their detail (until now, only that they exist). Recorded in the
+        information-sharing ledger with the reason."""
+        return await desk(request).share(caller, entity_id, body)
 
     for action, verb, summary in (
         (EntityMatchAction.confirmed, "confirm", "Confirm that both are one person or place."),

@@ -33,6 +33,8 @@ from mset_contract.entities import (
     EntityMatchSide,
     EntityMatchStatus,
     EntityMention,
+    EntityShared,
+    EntityShareRequest,
     EntityView,
     GraphEdge,
     GraphNode,
@@ -42,14 +44,21 @@ from mset_contract.entities import (
     TimelineEntry,
 )
 from mset_contract.ledger import DisclosurePurpose, DisclosureView
-from mset_contract.vocab import ActionTarget
+from mset_contract.vocab import ActionTarget, Role
 from mset_platform.access import Scope, who_is
-from services.referral.domain import NotPermitted, ReferralError, ReferralNotFound, RequestInvalid
+from services.referral.domain import (
+    NotPermitted,
+    ReferralError,
+    ReferralNotFound,
+    RequestInvalid,
+    check_authority,
+)
 from services.referral.entities import (
     Entity,
     EntityAction,
     EntityMatch,
     EntityMatchEvent,
+    EntityShare,
     EntityStore,
 )
 from services.referral.intake import Intake
@@ -62,6 +71,7 @@ from services.referral.policy import (
     ENTITY_MATCH_UNDO,
     ENTITY_MATCHES_REVIEW,
     ENTITY_READ,
+    ENTITY_SHARE,
     HOTSPOTS_READ,
     Facts,
     check,
@@ -250,6 +260,10 @@ class EntityDesk:
             timeline.append(
                 TimelineEntry(at=e.at, what="confirmed_same", local_authority=start.local_authority)
             )
+        for share in s.scalars(select(EntityShare).where(EntityShare.entity_id.in_(ids))):
+            timeline.append(
+                TimelineEntry(at=share.at, what="shared", local_authority=share.to_authority)
+            )
         timeline.sort(key=lambda t: t.at)
         return EntityView(
             entity_id=start.id,
@@ -261,6 +275,68 @@ class EntityDesk:
             cases=sorted(visible_cases, key=str),
             actions=shown_actions,
             timeline=timeline,
+        )
+
+    # --- sharing across borders ------------------------------------------------------------
+
+    async def share(
+        self, principal: Principal, entity_id: uuid.UUID, req: EntityShareRequest
+    ) -> EntityShared:
+        check_authority(req.to_authority, self.intake.authorities, "to_authority")
+        return await run_in_threadpool(self._share, principal, entity_id, req)
+
+    def _share(
+        self, principal: Principal, entity_id: uuid.UUID, req: EntityShareRequest
+    ) -> EntityShared:
+        """Share every mention of the entity made in an authority the coordinator serves
+        with ``to_authority``; each mention newly shared is a ledger entry with the reason."""
+        not_found = f"no person or location {entity_id} that you may see"
+        now = self.intake.clock()
+        with self.store.session() as s:
+            start = s.get(Entity, entity_id)
+            if start is None:
+                raise ReferralNotFound(not_found)
+            shared = self.entities.shared_to(s, [start.id])
+            check(
+                principal, ENTITY_SHARE, mention_facts(start, shared.get(start.id, ())), not_found
+            )
+            served = set(principal.authorities)
+            mine = [r for r in self.members(s, [start.id]) if r.local_authority in served]
+            already = self.entities.shared_to(s, [r.id for r in mine])
+            new = [r for r in mine if req.to_authority not in already.get(r.id, set())]
+            for r in new:
+                s.add(
+                    EntityShare(
+                        id=uuid.uuid4(),
+                        entity_id=r.id,
+                        to_authority=req.to_authority,
+                        at=now,
+                        by_user_id=principal.user_id,
+                        reason=req.reason,
+                    )
+                )
+        # The sharing is a disclosure of each mention to the other authority's staff.
+        self.intake.ledger.record(
+            [
+                Disclosed(
+                    case_id=r.case_id,
+                    record="entity",
+                    record_id=r.id,
+                    view=DisclosureView.entity_share,
+                    purpose=DisclosurePurpose.case_work,
+                    recipient_kind="user",
+                    agency_id=None,
+                    role=Role.coordinator,
+                    recipient=f"staff serving {req.to_authority}: {req.reason}",
+                )
+                for r in new
+            ]
+        )
+        return EntityShared(
+            entity_id=start.id,
+            from_authorities=sorted({r.local_authority for r in mine}),
+            to_authority=req.to_authority,
+            mentions_shared=len(new),
         )
 
     # --- actions aimed at an entity --------------------------------------------------------

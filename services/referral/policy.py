@@ -389,6 +389,18 @@ ENTITY_MATCH_UNDO = Rule(
     refusal=_COORDINATOR_ENTITIES,
     seen_by=ENTITY_READ,
 )
+# Need to know across borders: the coordinator shares their authorities' mentions of an
+# entity with another authority (whose staff then see their detail); recorded in the ledger
+# with the reason.
+ENTITY_SHARE = Rule(
+    SERVICE,
+    "person or location of concern",
+    "share with another authority",
+    "POST /v1/entities/{id}/share",
+    {A.coordinator: SERVED},
+    refusal="an authority's mentions are shared by its MSET coordinator",
+    seen_by=ENTITY_READ,
+)
 # Who a credential belongs to (name, role, agency): told to the MSET services only.
 INTROSPECT = Rule(
     SERVICE,
@@ -439,6 +451,7 @@ RULES = (
     ENTITY_GRAPH_READ,
     ENTITY_NETWORK_READ,
     HOTSPOTS_READ,
+    ENTITY_SHARE,
 )
 
 

@@ -38,7 +38,7 @@ from services.notifications.store import InboxItem, WebhookSubscription
 from services.notifications.store import Store as NotificationsStore
 from services.referral import policy
 from services.referral.child_identity import ChildLink, ChildLinkEvent
-from services.referral.entities import EntityMatch, EntityMatchEvent
+from services.referral.entities import EntityMatch, EntityMatchEvent, EntityShare
 from services.referral.policy import Facts
 from services.referral.store import LedgerEntry, MissingEpisode, Referral
 from tests.integration.conftest import Intake, fresh_authority
@@ -562,6 +562,23 @@ async def walk_entities(
     def decision() -> Any:
         return {"reason": "Walked through the access table."}
 
+    async def shares() -> int:
+        with intake.store.session() as s:
+            return int(s.scalar(select(func.count()).select_from(EntityShare)) or 0)
+
+    # Shared with an authority no caller serves, so no later row's answer changes.
+    elsewhere = {"to_authority": fresh_authority(), "reason": "Walked through the table."}
+    await r(
+        p.ENTITY_SHARE,
+        Walk(
+            "POST",
+            f"/v1/entities/{entity_id}/share",
+            mention,
+            lambda: elsewhere,
+            entity_id,
+            shares,
+        ),
+    )
     # candidate → confirmed → undone; a rejection of an undone match is refused by its state.
     for rule, verb in (
         (p.ENTITY_MATCH_CONFIRM, "confirm"),

@@ -23,9 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from mset_contract.events import EVENTS_TOPIC
 from mset_contract.vocab import AgencyType, Role
+from services.referral.store import LedgerEntry
 from tests.integration.conftest import Intake, fresh_authority
 from tests.integration.notifications_fixtures import read_topic
 from tests.integration.test_child_links import decoded_history
@@ -344,6 +346,44 @@ async def test_three_children_in_two_authorities_share_a_hotspot_and_a_person(
         # docs/entities-network.svg is this picture: MSET_NETWORK_SVG=path writes it again.
         if os.environ.get("MSET_NETWORK_SVG"):
             write_picture(Path(os.environ["MSET_NETWORK_SVG"]), svg.text)
+
+    # --- need to know across borders: Northshire shares the place with Eastmoor ----------
+    reason = "Joint disruption plan for the takeaway with Eastmoor police."
+    async with intake.http(coord_n) as cn, intake.http(coord_e) as ce, intake.http(chair_n) as ch:
+        # The chair may read the place, not share it: the coordinator's to share.
+        assert (
+            await ch.post(
+                f"/v1/entities/{place_id}/share", json={"to_authority": east, "reason": reason}
+            )
+        ).status_code == 403
+        shared = await cn.post(
+            f"/v1/entities/{place_id}/share", json={"to_authority": east, "reason": reason}
+        )
+        assert shared.status_code == 200, shared.text
+        assert shared.json()["mentions_shared"] == 2
+        assert shared.json()["from_authorities"] == [north]
+        now_seen = await get(ce, f"/v1/entities/{east_place}")
+        assert [m["visible"] for m in now_seen["mentions"]] == [True, True, True]
+        assert {m["detail"]["postcode"] for m in now_seen["mentions"]} == {POSTCODE}
+        assert "shared" in [t["what"] for t in now_seen["timeline"]]
+        # The person was not shared: still only that Northshire's mentions exist.
+        from_c = await get(ce, f"/v1/referrals/{c['referral_id']}/entities")
+        by_kind = {e["kind"]: e for e in from_c["entities"]}
+        assert by_kind["person"]["other_children_by_authority"] == {north: 2}
+        assert sorted(by_kind["location"]["other_children_visible"]) == sorted(
+            [a["case_id"], b["case_id"]]
+        )
+        # Shared once: again is nothing new.
+        again = await cn.post(
+            f"/v1/entities/{place_id}/share", json={"to_authority": east, "reason": reason}
+        )
+        assert again.json()["mentions_shared"] == 0
+    # The ledger says it, with the reason.
+    with intake.store.session() as s:
+        entries = s.scalars(select(LedgerEntry).where(LedgerEntry.view == "entity_share")).all()
+    assert len(entries) == 2
+    assert {e.recipient for e in entries} == {f"staff serving {east}: {reason}"}
+    assert {str(e.case_id) for e in entries} == {a["case_id"], b["case_id"]}
 
     # --- nowhere in clear --------------------------------------------------------------
     assert rows_holding(intake.store.engine, list(PLANTED)) == []
