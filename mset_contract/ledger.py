@@ -90,7 +90,7 @@ VIEW_FIELDS: dict[DisclosureView, tuple[str, ...]] = {
     ),
     DisclosureView.case_who: (
         "who.agency_child_ref", "who.age_years", "who.gender", "who.legal_status",
-        "who.local_authority", "who.area_of_residence", "who.referring_agency",
+        "who.local_authority", "who.area_of_residence", "who.referring_agency", "who.links",
     ),
     DisclosureView.case_decision: ("case_id", "stage", "level", "action_ids"),
     DisclosureView.action_progress: ("case_id", "action_id", "completed", "open_actions"),

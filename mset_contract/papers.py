@@ -46,6 +46,12 @@ class PapersWho(BaseModel):
     referring_agency: str
     referring_agency_type: AgencyType
     referrer_role: str | None = Field(description=_NO_TOOL)
+    links: str | None = Field(
+        default=None,
+        description="How the child is linked to other children through people and places of "
+        "concern, in words and counts only ('Linked to three other children through one "
+        "location.'); None when the child's tools name none. The agenda shows it.",
+    )
 
 
 class CaseWho(BaseModel):

@@ -570,6 +570,29 @@ class PatternDesk:
             referral_id=case_id, case_id=case_id, entities=out, summary=links_summary(out)
         )
 
+    def summary(self, case_id: uuid.UUID) -> str | None:
+        """The case's links in words, counts only (no detail, whoever reads it): what an
+        agenda shows every panel role. None when the case's tools name no one."""
+        with self.store.session() as s:
+            own = list(s.scalars(select(Entity).where(Entity.case_id == case_id)))
+            if not own:
+                return None
+            out: list[ChildEntity] = []
+            done: set[uuid.UUID] = set()
+            for e in sorted(own, key=lambda r: (r.created_at, str(r.id))):
+                if e.id in done:
+                    continue
+                rows = self.desk.members(s, [e.id])
+                done |= {r.id for r in rows}
+                out.append(
+                    ChildEntity(
+                        entity_id=e.id,
+                        kind=EntityKind(e.kind),
+                        other_children=len({r.case_id for r in rows} - {case_id}),
+                    )
+                )
+        return links_summary(out)
+
     # --- an entity's graph ---------------------------------------------------------------
 
     async def graph(self, principal: Principal, entity_id: uuid.UUID) -> EntityGraph:

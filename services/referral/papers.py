@@ -121,6 +121,7 @@ class PapersDesk:
         )
         if self.patterns is not None:
             papers.links = await run_in_threadpool(self.patterns.of_case, principal, case.id)
+            papers.who.links = papers.links.summary if papers.links.entities else None
         return _trimmed(papers, principal.role)
 
     async def who(
@@ -150,13 +151,11 @@ class PapersDesk:
             }
             found = []
             for case_id, row in tools.items():
-                found.append(
-                    CaseWho(
-                        case_id=case_id,
-                        referral_id=row.id,
-                        who=_who_of_row(row, agencies[row.agency_id]),
-                    )
-                )
+                who = _who_of_row(row, agencies[row.agency_id])
+                if self.patterns is not None:
+                    # Counts only: the agenda shows every panel role how the child is linked.
+                    who.links = self.patterns.summary(case_id)
+                found.append(CaseWho(case_id=case_id, referral_id=row.id, who=who))
         # Recorded before it is answered: one entry per case, to the person the service
         # names as its reader (an agenda or minutes shown to a panel), else to the service.
         self.intake.ledger.record(who_disclosed(principal, [c.case_id for c in found], shown))

@@ -33,6 +33,7 @@ from tests.integration.notifications_fixtures import read_topic
 from tests.integration.test_child_links import decoded_history
 from tests.integration.test_referral_intake import tool, wait_for_stage
 from tests.integration.test_retention import rows_holding
+from tests.support.environment import TEST_SERVICE_TOKEN
 from tests.support.wait import poll
 
 # Planted in the tools' identifiers: none of it may be readable at rest, in events, in
@@ -312,6 +313,12 @@ async def test_three_children_in_two_authorities_share_a_hotspot_and_a_person(
         # The panel papers say it too.
         papers = await get(ch, f"/v1/referrals/{a['referral_id']}/papers")
         assert papers["links"]["summary"] == linked["summary"]
+        assert papers["who"]["links"] == linked["summary"]
+        # The agenda reads who each case is about from the referral service (the MSET
+        # services' token): the links come with it, in words and counts only.
+        async with intake.http(TEST_SERVICE_TOKEN) as svc:
+            who = await get(svc, "/v1/cases/who", id=a["case_id"])
+        assert who["cases"][0]["who"]["links"] == linked["summary"]
         # Eastmoor's child: the two Northshire children are counts only.
         from_c = await get(ce, f"/v1/referrals/{c['referral_id']}/entities")
         for e in from_c["entities"]:
