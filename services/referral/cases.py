@@ -195,6 +195,11 @@ class CaseDesk:
             owner = next((a.owner_agency_id for a in actions if a.action_id == action_id), None)
             facts = await run_in_threadpool(self.intake.case_facts, row, owner)
         check(principal, ACTION_PROGRESS, facts, not_found)
+        # An action id the case never agreed is the 404 of an id nobody holds, not the case's
+        # refusal (422): the read model holds every action before its review is answered.
+        recorded = recorded_state(case)
+        if not any(a.action_id == action_id for a in (recorded.actions if recorded else [])):
+            raise ReferralNotFound(not_found)
         await run_in_threadpool(self.intake.disclose, principal, referral_id, "action_progress")
         # A partner system has no user: the agency itself is who reported.
         by = principal.user_id if principal.kind == "user" else principal.agency_id

@@ -131,7 +131,9 @@ def add_entity_routes(app: FastAPI) -> None:
     async def hotspots(
         request: Request,
         caller: Caller,
-        authority: Annotated[LocalAuthorityCode, Query(description="An authority you serve.")],
+        authority: Annotated[
+            LocalAuthorityCode, Query(description="A local authority of the partnership.")
+        ],
         since: Annotated[datetime | None, Query(description="Default: 90 days ago.")] = None,
         until: Annotated[datetime | None, Query(description="Default: now.")] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,

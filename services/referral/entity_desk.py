@@ -45,9 +45,7 @@ from mset_contract.entities import (
 )
 from mset_contract.ledger import DisclosurePurpose, DisclosureView
 from mset_contract.vocab import ActionTarget, Role
-from mset_platform.access import Scope, who_is
 from services.referral.domain import (
-    NotPermitted,
     ReferralError,
     ReferralNotFound,
     RequestInvalid,
@@ -679,19 +677,16 @@ class PatternDesk:
     async def hotspots(
         self, principal: Principal, authority: str, since: datetime, until: datetime, limit: int
     ) -> HotspotList:
-        scope = require(principal, HOTSPOTS_READ)
-        if scope is Scope.served_authority and authority not in principal.authorities:
-            raise NotPermitted(
-                f"{who_is(principal)} may not read the hotspots of {authority}: only of the "
-                "authorities you serve"
-            )
+        require(principal, HOTSPOTS_READ)
+        check_authority(authority, self.desk.intake.authorities, "authority")
         return await run_in_threadpool(self._hotspots, principal, authority, since, until, limit)
 
     def _hotspots(
         self, principal: Principal, authority: str, since: datetime, until: datetime, limit: int
     ) -> HotspotList:
         """Locations with a mention in ``authority``, ranked by the children linked to them
-        (mentions made in the period), anywhere."""
+        (mentions made in the period), anywhere; a place's name only where the reader may
+        see one of its mentions."""
         with self.store.session() as s:
             starts = list(
                 s.scalars(

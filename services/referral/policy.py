@@ -322,7 +322,7 @@ ENTITY_READ = Rule(
 )
 # Seeing the pattern: a child's linked people and places (and the other children linked
 # through them, counted where not shared) for the partnership roles working the child's case;
-# an entity's graph and network view as its page; hotspots for an authority the reader serves.
+# an entity's graph and network view as its page; hotspots (counts) for any authority.
 CHILD_ENTITIES_READ = Rule(
     SERVICE,
     "child's linked people and places",
@@ -350,8 +350,10 @@ HOTSPOTS_READ = Rule(
     "hotspot",
     "list",
     "GET /v1/hotspots",
-    {A.coordinator: SERVED, A.chair: SERVED, A.manager: SERVED},
-    refusal="hotspots are listed for the coordinator, chairs and managers of the authority",
+    # Any authority of the partnership's: a hotspot is counts, and a place's name is shown
+    # only where its mention may be seen (need to know, ADR 0030).
+    {A.coordinator: EVERY, A.chair: EVERY, A.manager: EVERY},
+    refusal="hotspots are listed for the coordinator, chairs and managers",
 )
 _COORDINATOR_ENTITIES = "same-person and same-place matches are reviewed by the MSET coordinator"
 ENTITY_MATCHES_REVIEW = Rule(
