@@ -87,6 +87,12 @@ class NewAction(_Req):
     aim: ActionAim = Field(description="Remove, avoid or reduce the risk.")
     target: ActionTarget = Field(description="Aimed at the victim, perpetrators or locations.")
     description: FreeText
+    entity_id: UUID | None = Field(
+        default=None,
+        description="The person (target 'perpetrator') or location (target 'location') the "
+        "action is aimed at, as an entity (GET /v1/entities/{id}): the action then shows on "
+        "the entity.",
+    )
 
     @field_validator("due_at")
     @classmethod

@@ -62,6 +62,8 @@ class HistoricAction(NewAction):
     completed_at: Instant | None = Field(
         default=None, description="When it was completed, if it was: not in the future."
     )
+    # A case system knows no MSET entity ids (ADR 0030): an imported action names none.
+    entity_id: None = Field(default=None, description="Not taken in an import: always null.")
 
     @model_validator(mode="after")
     def _one_owner(self) -> HistoricAction:

@@ -52,6 +52,12 @@ class DisclosureView(StrEnum):
     child_identity = "child_identity"
     # A child's referrals across agencies, linked (GET /v1/referrals/{id}/child-history).
     child_history = "child_history"
+    # A person of concern or a location linked to the child (ADR 0030): its detail (names,
+    # phones, vehicles, handles; address, postcode), in an entity's page, a match for review
+    # or the child's linked entities.
+    entity = "entity"
+    # One authority's mentions of an entity shared with another authority (ADR 0030).
+    entity_share = "entity_share"
 
 
 # The fields each view shows (a reader's role may be shown fewer: the entry lists what was).
@@ -60,6 +66,11 @@ VIEW_FIELDS: dict[DisclosureView, tuple[str, ...]] = {
         "name.given", "name.family", "name.known_as", "name.aliases", "nhs_number",
         "postcode", "date_of_birth", "gender", "local_authority",
     ),
+    DisclosureView.entity: (
+        "names", "description", "vehicles", "phones", "handles", "known_to_police",
+        "place_name", "address", "postcode", "online",
+    ),
+    DisclosureView.entity_share: ("entity detail, to the other authority's staff",),
     DisclosureView.child_history: (
         "referral_id", "case_id", "agency_id", "local_authority", "stage", "submitted_at",
         "kind", "linked_by",
@@ -75,11 +86,11 @@ VIEW_FIELDS: dict[DisclosureView, tuple[str, ...]] = {
         "why.exploitation_types", "why.persons_of_concern", "why.locations",
         "why.referrer_level", "why.referrer_rationale", "why.rules", "history.decisions",
         "history.decisions[].rationale", "history.actions", "history.actions[].progress[].note",
-        "history.missing_episodes",
+        "history.missing_episodes", "links",
     ),
     DisclosureView.case_who: (
         "who.agency_child_ref", "who.age_years", "who.gender", "who.legal_status",
-        "who.local_authority", "who.area_of_residence", "who.referring_agency",
+        "who.local_authority", "who.area_of_residence", "who.referring_agency", "who.links",
     ),
     DisclosureView.case_decision: ("case_id", "stage", "level", "action_ids"),
     DisclosureView.action_progress: ("case_id", "action_id", "completed", "open_actions"),

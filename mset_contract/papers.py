@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from mset_contract.referral import LocationOfConcern, PersonOfConcern
+from mset_contract.entities import ChildEntities
 from mset_contract.vocab import (
     ActionAim,
     ActionTarget,
@@ -46,6 +46,12 @@ class PapersWho(BaseModel):
     referring_agency: str
     referring_agency_type: AgencyType
     referrer_role: str | None = Field(description=_NO_TOOL)
+    links: str | None = Field(
+        default=None,
+        description="How the child is linked to other children through people and places of "
+        "concern, in words and counts only ('Linked to three other children through one "
+        "location.'); None when the child's tools name none. The agenda shows it.",
+    )
 
 
 class CaseWho(BaseModel):
@@ -85,11 +91,26 @@ class PaperRule(BaseModel):
     level: RiskLevel | None = None
 
 
+class PaperPerson(BaseModel):
+    """A person of concern as the tool describes them; who they are is an entity (links)."""
+
+    relationship: str
+    description: str
+    known_to_police: bool
+
+
+class PaperLocation(BaseModel):
+    """A location as the tool describes it; where it is is an entity (links)."""
+
+    kind: str
+    description: str
+
+
 class PapersWhy(BaseModel):
     indicators: list[PaperArea] = Field(description="The tool's indicators, by area.")
     exploitation_types: list[ExploitationType]
-    persons_of_concern: list[PersonOfConcern]
-    locations: list[LocationOfConcern]
+    persons_of_concern: list[PaperPerson]
+    locations: list[PaperLocation]
     referrer_level: RiskLevel
     referrer_rationale: str | None = Field(
         default=None, description="The referrer's own reasons (withheld from panel members)."
@@ -171,4 +192,10 @@ class PanelPapers(BaseModel):
     history: PapersHistory
     withheld: list[str] = Field(
         default_factory=list, description="What your role is not shown (field paths)."
+    )
+    links: ChildEntities | None = Field(
+        default=None,
+        description="The people and places of concern the case's tools name, and the other "
+        "children linked through them ('Linked to three other children through one "
+        "location.'): by case where you may see them, counted where not shared.",
     )

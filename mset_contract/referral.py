@@ -27,6 +27,7 @@ from mset_contract.catalogue import (
     load_catalogue,
     versions_in_schema,
 )
+from mset_contract.entities import PersonIdentifiers, PlaceIdentifiers
 from mset_contract.identity import ChildName, NhsNumber, Postcode
 from mset_contract.types import (
     UK,
@@ -150,11 +151,23 @@ class PersonOfConcern(_Strict):
     relationship: ShortText = Field(description="e.g. 'older boyfriend', 'associate'.")
     description: FreeText
     known_to_police: Flag = False
+    # Who the person is (ADR 0030): optional; when given, the referral service holds it
+    # sealed as an entity linked to the child, and never stores it with the rest of the tool.
+    identifiers: PersonIdentifiers | None = Field(
+        default=None,
+        description="Names, vehicles, phone numbers and handles, when known: held encrypted, "
+        "matched against other referrals' persons of concern.",
+    )
 
 
 class LocationOfConcern(_Strict):
-    kind: Literal["hotspot", "address", "online", "transport", "other"]
+    kind: Literal["hotspot", "address", "online", "transport", "other", "home", "school"]
     description: FreeText
+    place: PlaceIdentifiers | None = Field(
+        default=None,
+        description="The place's name, address, postcode or online space, when known: held "
+        "encrypted, matched against other referrals' locations.",
+    )
 
 
 class ReferrerJudgement(_Strict):

@@ -172,6 +172,8 @@ class CaseAction(_Model):
     description: str
     created_at: datetime
     review_id: str
+    # The person or location aimed at (an entity's random id, never who or where it is).
+    entity_id: UUID | None = None
     completed_at: datetime | None = None
     progress: list[ActionProgress] = Field(default_factory=list)
     # Set for an action still open when the case exited, as the exit said.

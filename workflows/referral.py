@@ -150,7 +150,13 @@ class Conflict(ApplicationError):
 def _fingerprint(inp: PreMsetDecisionInput | MsetReviewInput, id_field: str) -> dict[str, str]:
     """The decision as the caller sent it, field by field, hashed: without its id and without
     who sent it (a retry by another chair of the same decision is the same decision)."""
-    return field_hashes(inp.model_dump(mode="json", exclude={id_field, "decided_by"}))
+    doc = inp.model_dump(mode="json", exclude={id_field, "decided_by"})
+    # An action aimed at no entity hashes as it did before actions could name one, so a
+    # review recorded then and sent again now is still the same review.
+    for a in doc.get("actions") or ():
+        if a.get("entity_id") is None:
+            a.pop("entity_id", None)
+    return field_hashes(doc)
 
 
 def _check_same(
@@ -579,6 +585,7 @@ class ReferralWorkflow:
                 description=a.description,
                 created_at=now,
                 review_id=review_id,
+                entity_id=a.entity_id,
             )
             for a in r.actions
         ]

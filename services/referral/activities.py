@@ -46,6 +46,7 @@ from mset_contract.temporal import (
 from mset_contract.types import age_in_month, today_uk, turns_18_month
 from mset_contract.vocab import AgencyType, Recency, RiskLevel, Stage
 from services.referral.domain import CLOSED_STAGES
+from services.referral.entities import EntityStore
 from services.referral.store import Agency, MissingEpisode, Referral, Store
 
 
@@ -200,7 +201,11 @@ class ReferralActivities:
             result = s.execute(
                 update(Referral).where(Referral.id == inp.referral_id, newer).values(**values)
             )
-        return RecordStageResult(updated=bool(getattr(result, "rowcount", 0)))
+            updated = bool(getattr(result, "rowcount", 0))
+            if updated and inp.state is not None:
+                # Actions aimed at a person or place show on the entity (ADR 0030).
+                EntityStore.record_actions(s, inp.referral_id, inp.state)
+        return RecordStageResult(updated=updated)
 
     @activity.defn(name=REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY)
     def record_authority_told(self, inp: RecordAuthorityToldInput) -> RecordAuthorityToldResult:

@@ -92,6 +92,9 @@ from services.referral.domain import (
     UnknownCase,
     WorkflowUnavailable,
 )
+from services.referral.entities import EntityStore
+from services.referral.entity_api import add_entity_routes, install_entity_errors
+from services.referral.entity_desk import EntityDesk, PatternDesk
 from services.referral.episode_records import RETURNED_ORDER
 from services.referral.identity import Identity, Throttle
 from services.referral.intake import Intake
@@ -143,18 +146,29 @@ def create_app(settings: ReferralSettings) -> FastAPI:
             start_timeout=timedelta(seconds=settings.start_timeout_seconds),
         )
         identities = IdentityStore(settings.identity_cipher(), settings.identity_index())
+        # People and places of concern are sealed under the identity keyring and indexed
+        # with its blind-index key (ADR 0030).
+        entities = EntityStore(settings.identity_cipher(), settings.identity_index())
         app.state.intake = Intake(
-            store, cases, authorities=settings.authorities, identities=identities
+            store,
+            cases,
+            authorities=settings.authorities,
+            identities=identities,
+            entities=entities,
         )
         app.state.child_links = ChildLinks(app.state.intake, identities)
+        app.state.entities = EntityDesk(app.state.intake, entities)
+        app.state.patterns = PatternDesk(app.state.entities)
         app.state.directory = Directory(store)
         app.state.desk = CaseDesk(app.state.intake, cases, app.state.directory)
         app.state.actions = ActionDesk(app.state.intake)
         app.state.missing = MissingDesk(store, cases, authorities=settings.authorities)
         rules = HttpRules(settings.triage_url, settings.service_token.get_secret_value())
         app.state.papers = PapersDesk(app.state.intake, rules)
+        app.state.papers.patterns = app.state.patterns
         meetings = HttpMeetings(settings.meeting_url)
         app.state.desk.meetings = meetings
+        app.state.desk.entities = app.state.entities
         token = settings.service_token.get_secret_value()
         held = [
             HttpCaseRecordSource("meeting", settings.meeting_url, token),
@@ -197,6 +211,8 @@ def create_app(settings: ReferralSettings) -> FastAPI:
     add_ledger_routes(app)
     install_child_link_errors(app)
     add_child_link_routes(app)
+    install_entity_errors(app)
+    add_entity_routes(app)
 
     async def resolve(credential: str) -> Principal | None:
         identity: Identity = app.state.identity

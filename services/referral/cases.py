@@ -51,6 +51,7 @@ from services.referral.domain import (
     RequestInvalid,
     check_owners,
 )
+from services.referral.entity_desk import EntityDesk
 from services.referral.intake import Intake
 from services.referral.ledger import Disclosed, to
 from services.referral.meetings import MeetingsUnavailable
@@ -91,6 +92,8 @@ class CaseDesk:
         self.directory = directory
         # Decisions with a meeting_id go to the meeting's record (services.referral.meetings).
         self.meetings = meetings
+        # Actions aimed at a person or place name an entity the chair may see (ADR 0030).
+        self.entities: EntityDesk | None = None
 
     async def view(self, principal: Principal, referral_id: uuid.UUID) -> CaseView:
         row = await run_in_threadpool(self.intake.readable, principal, referral_id, "status")
@@ -180,6 +183,8 @@ class CaseDesk:
         case = await self._case_for(principal, referral_id, MSET_REVIEW, "mset_review")
         owners = {a.owner_agency_id for a in req.actions}
         check_owners(req.actions, await run_in_threadpool(self.directory.unknown, owners))
+        if self.entities is not None and any(a.entity_id for a in req.actions):
+            await run_in_threadpool(self.entities.check_actions, principal, req.actions)
         if req.meeting_id is not None:
             d = await self._in_meeting(req.meeting_id, case.id, req, credential_headers)
             assert d.next_review_due is not None  # a review always sets the next one

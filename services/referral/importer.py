@@ -56,6 +56,7 @@ from mset_platform.clock import Clock, utcnow
 from mset_platform.idempotency import body_hash, canonical
 from mset_platform.settings import authority_refusal
 from services.referral.domain import CLOSED_STAGES
+from services.referral.entities import without_entities
 from services.referral.episode_records import EpisodeRecord
 from services.referral.historic import RowRefused, historic_case, historic_episode
 from services.referral.store import MissingEpisode, Referral, Store
@@ -484,7 +485,8 @@ class HistoricImport:
                     # workflow has it.
                     workflow_started=not case.open,
                     origin="tool",
-                    tool=canonical(row.tool),
+                    # An import makes no entities (ADR 0030): who and where are not kept.
+                    tool=without_entities(canonical(row.tool)),
                     submitted_at=row.submitted_at,
                     updated_at=case.last_event_at,
                 )

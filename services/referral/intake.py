@@ -51,6 +51,7 @@ from services.referral.domain import (
     check_same_submission,
     matched_by,
 )
+from services.referral.entities import EntityStore, mentions_of, without_entities
 from services.referral.ledger import Ledger
 from services.referral.policy import REFERRAL_READ, REFERRAL_SUBMIT, Facts, check, require
 from services.referral.store import Referral, Store
@@ -64,8 +65,11 @@ class Intake:
         clock: Clock = utcnow,
         authorities: Collection[str] = DEFAULT_AUTHORITIES,
         identities: IdentityStore | None = None,
+        entities: EntityStore | None = None,
     ) -> None:
         self.store = store
+        # Persons of concern and locations held sealed as entities, matched (ADR 0030).
+        self.entities = entities
         # The child's identity, sealed, and same-child matching (ADR 0028); None: tools are
         # stored without their identity and not matched (a tool that has no keys for it).
         self.identities = identities
@@ -171,7 +175,9 @@ class Intake:
                     case_referral_id=case.id if case is not None and is_open else None,
                     previous_referral_id=case.id if case is not None and not is_open else None,
                     # The name, NHS number and postcode are held sealed, apart (ADR 0028).
-                    tool=without_identity(canonical(tool)),
+                    # Who the persons of concern are and where the places are: sealed as
+                    # entities (ADR 0030).
+                    tool=without_entities(without_identity(canonical(tool))),
                     submitted_at=now,
                     updated_at=now,
                 )
@@ -179,6 +185,9 @@ class Intake:
                 if self.identities is not None and has_identity(tool):
                     s.flush()  # the identity's row refers to the referral's
                     self._match(s, row, tool)
+                if self.entities is not None and mentions_of(tool):
+                    s.flush()
+                    self.entities.add(s, row, tool)
             return row, True
         except IntegrityError:
             # A concurrent identical submission won the unique constraint: answer with it.

@@ -89,6 +89,7 @@ READS: dict[str, tuple[DisclosureView, DisclosurePurpose]] = {
     "owned_actions": (DisclosureView.owned_actions, DisclosurePurpose.case_work),
     "child_identity": (DisclosureView.child_identity, DisclosurePurpose.case_work),
     "child_history": (DisclosureView.child_history, DisclosurePurpose.case_work),
+    "child_entities": (DisclosureView.case_status, DisclosurePurpose.case_work),
 }
 # What a role is not shown of the papers (services/referral/papers.py trims it): the entry
 # lists only the fields that were shown.

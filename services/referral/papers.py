@@ -32,6 +32,8 @@ from mset_contract.papers import (
     PaperDecision,
     PaperEpisode,
     PaperIndicator,
+    PaperLocation,
+    PaperPerson,
     PaperProgress,
     PaperRule,
     PapersHistory,
@@ -51,6 +53,7 @@ from mset_contract.types import age_on, today_uk
 from mset_contract.vocab import AgencyType, RiskLevel, Role, Stage
 from services.referral.activities import ReferralActivities
 from services.referral.domain import NotAService
+from services.referral.entity_desk import PatternDesk
 from services.referral.intake import Intake
 from services.referral.ledger import PAPERS_WITHHELD, who_disclosed
 from services.referral.policy import CASES_WHO, PAPERS_READ, require
@@ -94,6 +97,8 @@ class PapersDesk:
         self.intake = intake
         self.rules = rules
         self.facts = ReferralActivities(intake.store)
+        # The case's links through people and places (ADR 0030); None: not shown.
+        self.patterns: PatternDesk | None = None
 
     async def papers(self, principal: Principal, referral_id: uuid.UUID) -> PanelPapers:
         row = await run_in_threadpool(
@@ -120,6 +125,9 @@ class PapersDesk:
             why=_why(tool, state, rules),
             history=_history(state, {i: a.name for i, a in agencies.items()}),
         )
+        if self.patterns is not None:
+            papers.links = await run_in_threadpool(self.patterns.of_case, principal, case.id)
+            papers.who.links = papers.links.summary if papers.links.entities else None
         return _trimmed(papers, principal.role)
 
     async def who(
@@ -149,13 +157,11 @@ class PapersDesk:
             }
             found = []
             for case_id, row in tools.items():
-                found.append(
-                    CaseWho(
-                        case_id=case_id,
-                        referral_id=row.id,
-                        who=_who_of_row(row, agencies[row.agency_id]),
-                    )
-                )
+                who = _who_of_row(row, agencies[row.agency_id])
+                if self.patterns is not None:
+                    # Counts only: the agenda shows every panel role how the child is linked.
+                    who.links = self.patterns.summary(case_id)
+                found.append(CaseWho(case_id=case_id, referral_id=row.id, who=who))
         # Recorded before it is answered: one entry per case, to the person the service
         # names as its reader (an agenda or minutes shown to a panel), else to the service.
         self.intake.ledger.record(who_disclosed(principal, [c.case_id for c in found], shown))
@@ -259,8 +265,13 @@ def _why(tool: ReferralCreate, state: ReferralState | None, rules: list[PaperRul
             PaperArea.model_validate({"area": a, "indicators": v}) for a, v in by_area.items()
         ],
         exploitation_types=tool.exploitation_types,
-        persons_of_concern=tool.persons_of_concern,
-        locations=tool.locations,
+        persons_of_concern=[
+            PaperPerson.model_validate(p.model_dump(exclude={"identifiers"}))
+            for p in tool.persons_of_concern
+        ],
+        locations=[
+            PaperLocation.model_validate(x.model_dump(exclude={"place"})) for x in tool.locations
+        ],
         referrer_level=tool.referrer_judgement.level,
         referrer_rationale=tool.referrer_judgement.rationale,
         suggested_level=t.suggested_level if t else None,

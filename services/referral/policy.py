@@ -319,6 +319,101 @@ CHILD_LINK_UNLINK = Rule(
     {A.coordinator: SERVED},
     refusal=_COORDINATOR_LINKS,
 )
+# Persons of concern and locations (ADR 0030). An entity's mentions are shown in full to the
+# partnership roles serving the authority whose tool mentioned it, or one it was shared with
+# (``Facts.told``: the authorities the mention is shared to); elsewhere only that a mention
+# exists. Suggested matches are the coordinator's to decide, for matches touching an authority
+# they serve (either side), as for same-child links.
+ENTITY_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "read",
+    "GET /v1/entities/{id}",
+    dict(_PARTNERSHIP),
+)
+# Seeing the pattern: a child's linked people and places (and the other children linked
+# through them, counted where not shared) for the partnership roles working the child's case;
+# an entity's graph and network view as its page; hotspots (counts) for any authority.
+CHILD_ENTITIES_READ = Rule(
+    SERVICE,
+    "child's linked people and places",
+    "read",
+    "GET /v1/referrals/{id}/entities",
+    dict(_PARTNERSHIP),
+    seen_by=REFERRAL_READ,
+)
+ENTITY_GRAPH_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "read the network of",
+    "GET /v1/entities/{id}/graph",
+    dict(_PARTNERSHIP),
+)
+ENTITY_NETWORK_READ = Rule(
+    SERVICE,
+    "person or location of concern",
+    "draw the network of",
+    "GET /v1/entities/{id}/network.svg",
+    dict(_PARTNERSHIP),
+)
+HOTSPOTS_READ = Rule(
+    SERVICE,
+    "hotspot",
+    "list",
+    "GET /v1/hotspots",
+    # Any authority of the partnership's: a hotspot is counts, and a place's name is shown
+    # only where its mention may be seen (need to know, ADR 0030).
+    {A.coordinator: EVERY, A.chair: EVERY, A.manager: EVERY},
+    refusal="hotspots are listed for the coordinator, chairs and managers",
+)
+_COORDINATOR_ENTITIES = "same-person and same-place matches are reviewed by the MSET coordinator"
+ENTITY_MATCHES_REVIEW = Rule(
+    SERVICE,
+    "same-entity match",
+    "list the candidates of",
+    "GET /v1/entity-matches/candidates",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+)
+ENTITY_MATCH_CONFIRM = Rule(
+    SERVICE,
+    "same-entity match",
+    "confirm",
+    "POST /v1/entity-matches/{id}/confirm",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
+ENTITY_MATCH_REJECT = Rule(
+    SERVICE,
+    "same-entity match",
+    "reject",
+    "POST /v1/entity-matches/{id}/reject",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
+ENTITY_MATCH_UNDO = Rule(
+    SERVICE,
+    "same-entity match",
+    "undo",
+    "POST /v1/entity-matches/{id}/undo",
+    {A.coordinator: SERVED},
+    refusal=_COORDINATOR_ENTITIES,
+    seen_by=ENTITY_READ,
+)
+# Need to know across borders: the coordinator shares their authorities' mentions of an
+# entity with another authority (whose staff then see their detail); recorded in the ledger
+# with the reason.
+ENTITY_SHARE = Rule(
+    SERVICE,
+    "person or location of concern",
+    "share with another authority",
+    "POST /v1/entities/{id}/share",
+    {A.coordinator: SERVED},
+    refusal="an authority's mentions are shared by its MSET coordinator",
+    seen_by=ENTITY_READ,
+)
 # Who a credential belongs to (name, role, agency): told to the MSET services only.
 INTROSPECT = Rule(
     SERVICE,
@@ -361,6 +456,16 @@ RULES = (
     CHILD_LINK_CONFIRM,
     CHILD_LINK_REJECT,
     CHILD_LINK_UNLINK,
+    ENTITY_READ,
+    ENTITY_MATCHES_REVIEW,
+    ENTITY_MATCH_CONFIRM,
+    ENTITY_MATCH_REJECT,
+    ENTITY_MATCH_UNDO,
+    CHILD_ENTITIES_READ,
+    ENTITY_GRAPH_READ,
+    ENTITY_NETWORK_READ,
+    HOTSPOTS_READ,
+    ENTITY_SHARE,
 )
 
 

@@ -38,6 +38,14 @@ from services.referral.child_identity import (
     ChildLinkEvent,
 )
 from services.referral.domain import CLOSED_STAGES
+from services.referral.entities import (
+    Entity,
+    EntityAction,
+    EntityKey,
+    EntityMatch,
+    EntityMatchEvent,
+    EntityShare,
+)
 from services.referral.episode_records import EpisodeRecord
 from services.referral.store import (
     AuthorityTold,
@@ -95,6 +103,12 @@ ERASED_TABLES = {
     ChildBlockKey.__tablename__: "the identity's blind indexes (HMAC blocking keys)",
     ChildLink.__tablename__: "same-child links touching the child's referrals",
     ChildLinkEvent.__tablename__: "who linked or unlinked the child's referrals, and why",
+    Entity.__tablename__: "the persons of concern and locations the child's tools named, sealed",
+    EntityKey.__tablename__: "their blind indexes (HMAC of phone numbers, handles, postcodes...)",
+    EntityMatch.__tablename__: "same-person or same-place matches touching those mentions",
+    EntityMatchEvent.__tablename__: "who confirmed, rejected or undid those matches, and why",
+    EntityAction.__tablename__: "the child's plan actions aimed at a person or place",
+    EntityShare.__tablename__: "those mentions shared with another authority, by whom and why",
 }
 KEPT_TABLES = {
     LedgerEntry.__tablename__: "the information-sharing ledger: who was shown which record, "
@@ -340,6 +354,7 @@ class RetentionStore:
                 "referral.authorities_told": _delete(
                     s, AuthorityTold, AuthorityTold.case_id, subject.referral_ids
                 ),
+                **_erase_entities(s, subject.referral_ids),
                 **_erase_identity(s, subject.referral_ids),
                 "referral.missing_episodes": _delete(
                     s, MissingEpisode, MissingEpisode.id, subject.episode_ids
@@ -359,6 +374,43 @@ class RetentionStore:
 
     def records(self, s: Session) -> Sequence[ErasureRecord]:
         return s.scalars(select(ErasureRecord).order_by(ErasureRecord.started_at)).all()
+
+
+def _erase_entities(s: Session, referral_ids: Sequence[uuid.UUID]) -> dict[str, int]:
+    """The persons and places the child's tools named (each mention is the tool's: another
+    child's mention of the same person stays), their indexes, the matches touching them with
+    their record, their shares, and every action aimed at them or agreed in the child's
+    cases (before the referrals: each mention refers to its tool)."""
+    ids = list(referral_ids)
+    if not ids:
+        return {}
+    mentions = list(s.scalars(select(Entity.id).where(Entity.referral_id.in_(ids))))
+    matches = (
+        list(
+            s.scalars(
+                select(EntityMatch.id).where(
+                    or_(
+                        EntityMatch.a_entity_id.in_(mentions),
+                        EntityMatch.b_entity_id.in_(mentions),
+                    )
+                )
+            )
+        )
+        if mentions
+        else []
+    )
+    actions = _delete(s, EntityAction, EntityAction.case_id, ids)
+    actions += _delete(s, EntityAction, EntityAction.entity_id, mentions)
+    return {
+        "referral.entity_actions": actions,
+        "referral.entity_shares": _delete(s, EntityShare, EntityShare.entity_id, mentions),
+        "referral.entity_match_events": _delete(
+            s, EntityMatchEvent, EntityMatchEvent.match_id, matches
+        ),
+        "referral.entity_matches": _delete(s, EntityMatch, EntityMatch.id, matches),
+        "referral.entity_keys": _delete(s, EntityKey, EntityKey.entity_id, mentions),
+        "referral.entities": _delete(s, Entity, Entity.id, mentions),
+    }
 
 
 def _erase_identity(s: Session, referral_ids: Sequence[uuid.UUID]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from mset_contract.auth import SERVICE_PRINCIPAL, Principal
@@ -37,6 +38,7 @@ from services.notifications.store import InboxItem, WebhookSubscription
 from services.notifications.store import Store as NotificationsStore
 from services.referral import policy
 from services.referral.child_identity import ChildLink, ChildLinkEvent
+from services.referral.entities import EntityMatch, EntityMatchEvent, EntityShare
 from services.referral.policy import Facts
 from services.referral.store import LedgerEntry, MissingEpisode, Referral
 from tests.integration.conftest import Intake, fresh_authority
@@ -258,6 +260,8 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+# Every row, every actor twice, on a shared 2-core machine: longer than the tier's default.
+@pytest.mark.timeout(300)
 async def test_every_actor_gets_what_the_table_says_on_the_referral_and_notifications_services(
     intake: Intake, database_url: str
 ) -> None:
@@ -512,10 +516,100 @@ async def test_every_actor_gets_what_the_table_says_on_the_referral_and_notifica
                 link_record,
             ),
         )
+    await walk_entities(referrals, intake, partner, new_tool, la)
     referrals.done(policy.RULES)
 
     with notifications_api(intake, database_url) as url:
         await walk_notifications(database_url, url, everyone, la)
+
+
+async def walk_entities(
+    referrals: Walker,
+    intake: Intake,
+    partner: Callable[[], Awaitable[httpx.AsyncClient]],
+    new_tool: Callable[[], Any],
+    la: str,
+) -> None:
+    """Persons and places of concern (ADR 0030): two tools of the home authority naming
+    the same phone number, so a match is suggested between their mentions."""
+    person = {
+        "relationship": "associate",
+        "description": "Adult male.",
+        "identifiers": {"names": ["Walk Through"], "phones": ["07700 900999"]},
+    }
+    home = referrals.callers[0].principal.agency_id
+    async with await partner() as http:
+        for _ in range(2):
+            body = new_tool()
+            body["persons_of_concern"] = [person]
+            rid = (await http.post("/v1/referrals", json=body)).json()["referral_id"]
+            await wait_for_stage(http, rid, "awaiting_pre_mset")
+    with intake.store.session() as s:
+        match = s.scalars(select(EntityMatch)).one()
+        match_id, entity_id = str(match.id), str(match.a_entity_id)
+    r, p = referrals.row, policy
+    mention = Target(Facts(local_authority=la))
+    await r(p.ENTITY_READ, Walk("GET", f"/v1/entities/{entity_id}", mention, real=entity_id))
+    await r(p.ENTITY_MATCHES_REVIEW, Walk("GET", "/v1/entity-matches/candidates", Target()))
+    await r(
+        p.ENTITY_GRAPH_READ, Walk("GET", f"/v1/entities/{entity_id}/graph", mention, real=entity_id)
+    )
+    await r(
+        p.ENTITY_NETWORK_READ,
+        Walk("GET", f"/v1/entities/{entity_id}/network.svg", mention, real=entity_id),
+    )
+    case = Target(Facts(agency_id=home, local_authority=la))
+    await r(p.CHILD_ENTITIES_READ, Walk("GET", f"/v1/referrals/{rid}/entities", case, real=rid))
+    await r(
+        p.HOTSPOTS_READ,
+        Walk("GET", "/v1/hotspots", Target(authority=la), params={"authority": la}),
+    )
+    in_la = Target(Facts(local_authority=la, told=frozenset({la})))
+
+    async def match_record() -> Any:
+        with intake.store.session() as s:
+            row = s.get(EntityMatch, uuid.UUID(match_id))
+            assert row is not None
+            n = s.scalar(select(func.count()).select_from(EntityMatchEvent))
+            return (row.status, n)
+
+    def decision() -> Any:
+        return {"reason": "Walked through the access table."}
+
+    async def shares() -> int:
+        with intake.store.session() as s:
+            return int(s.scalar(select(func.count()).select_from(EntityShare)) or 0)
+
+    # Shared with an authority no caller serves, so no later row's answer changes.
+    elsewhere = {"to_authority": fresh_authority(), "reason": "Walked through the table."}
+    await r(
+        p.ENTITY_SHARE,
+        Walk(
+            "POST",
+            f"/v1/entities/{entity_id}/share",
+            mention,
+            lambda: elsewhere,
+            entity_id,
+            shares,
+        ),
+    )
+    # candidate → confirmed → undone; a rejection of an undone match is refused by its state.
+    for rule, verb in (
+        (p.ENTITY_MATCH_CONFIRM, "confirm"),
+        (p.ENTITY_MATCH_UNDO, "undo"),
+        (p.ENTITY_MATCH_REJECT, "reject"),
+    ):
+        await r(
+            rule,
+            Walk(
+                "POST",
+                f"/v1/entity-matches/{match_id}/{verb}",
+                in_la,
+                decision,
+                match_id,
+                match_record,
+            ),
+        )
 
 
 async def walk_notifications(database_url: str, url: str, everyone: list[Caller], la: str) -> None:

@@ -179,6 +179,12 @@ async def _fuzz_referral(referral: Referral) -> None:
         ("POST", "/v1/child-links/{link_id}/confirm"): bearer(referral.coordinator),
         ("POST", "/v1/child-links/{link_id}/reject"): bearer(referral.coordinator),
         ("POST", "/v1/child-links/{link_id}/unlink"): bearer(referral.coordinator),
+        # The coordinator reviews same-entity matches and shares entities (ADR 0030).
+        ("GET", "/v1/entity-matches/candidates"): bearer(referral.coordinator),
+        ("POST", "/v1/entity-matches/{match_id}/confirm"): bearer(referral.coordinator),
+        ("POST", "/v1/entity-matches/{match_id}/reject"): bearer(referral.coordinator),
+        ("POST", "/v1/entity-matches/{match_id}/undo"): bearer(referral.coordinator),
+        ("POST", "/v1/entities/{entity_id}/share"): bearer(referral.coordinator),
     }
     await fuzzed(
         Fuzz(
