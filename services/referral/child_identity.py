@@ -290,6 +290,23 @@ class IdentityStore:
             )
         return out
 
+    def seal_and_link(
+        self,
+        s: Session,
+        referral_id: uuid.UUID,
+        local_authority: str,
+        tool: ReferralCreate,
+        at: datetime,
+        exclude_cases: Collection[uuid.UUID] = (),
+    ) -> None:
+        """Seal a tool's identity and link it to the children already known (the same NHS
+        number at once; likely matches as candidates for the coordinator), in the caller's
+        transaction, so that a tool is never recorded without its identity or its links.
+        Intake and the historic import both come this way."""
+        person = self.add(s, referral_id, tool, at)
+        found = self.match(s, person, exclude_cases=exclude_cases)
+        self.propose(s, referral_id, local_authority, found, at)
+
     def match(
         self, s: Session, person: Person, exclude_cases: Collection[uuid.UUID]
     ) -> list[tuple[Known, Match]]:

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from mset_platform.cases import CaseClient
 from mset_platform.temporal import connect
+from services.referral.child_identity import IdentityStore
 from services.referral.importer import (
     HistoricImport,
     ImportRefused,
@@ -131,7 +132,10 @@ async def _run(
     if not dry_run:
         client = await connect(settings)
         cases = CaseClient(client, start_timeout=timedelta(seconds=settings.start_timeout_seconds))
-    job = HistoricImport(store, cases, settings.authorities, batch_size=batch_size)
+    identities = IdentityStore(settings.identity_cipher(), settings.identity_index())
+    job = HistoricImport(
+        store, cases, settings.authorities, batch_size=batch_size, identities=identities
+    )
     total = count_rows(path, file_format(path, fmt))
     with progress_bar(console) as bar:
         task = bar.add_task("checking" if dry_run else "importing", total=total)

@@ -55,6 +55,7 @@ from mset_platform.cases import CaseClient
 from mset_platform.clock import Clock, utcnow
 from mset_platform.idempotency import body_hash, canonical
 from mset_platform.settings import authority_refusal
+from services.referral.child_identity import IdentityStore, has_identity, without_identity
 from services.referral.domain import CLOSED_STAGES
 from services.referral.entities import without_entities
 from services.referral.episode_records import EpisodeRecord
@@ -218,8 +219,13 @@ class HistoricImport:
         authorities: Collection[str],
         clock: Clock = utcnow,
         batch_size: int = BATCH,
+        identities: IdentityStore | None = None,
     ) -> None:
         self.store = store
+        # The child's name, NHS number and postcode are sealed apart from the tool, as at
+        # intake (ADR 0028); None: an import with no keys for them refuses rows that carry
+        # them, rather than store them in clear.
+        self.identities = identities
         self.cases = cases
         self.authorities = frozenset(authorities)
         self.clock = clock
@@ -448,6 +454,12 @@ class HistoricImport:
         referral_id = uuid.uuid4()
         case = historic_case(row, referral_id, v.agency_id, self._owner(owners))
         child = row.tool.child
+        if has_identity(row.tool) and self.identities is None:
+            raise RowRefused(
+                "tool.child.name",
+                "this import has no keys to seal the child's identity with: it is never "
+                "stored in clear",
+            )
         if case.open:
             # One child, one open case (as intake makes a second tool a reassessment).
             who = (v.agency_id, child.agency_child_ref, child.local_authority)
@@ -485,12 +497,18 @@ class HistoricImport:
                     # workflow has it.
                     workflow_started=not case.open,
                     origin="tool",
-                    # An import makes no entities (ADR 0030): who and where are not kept.
-                    tool=without_entities(canonical(row.tool)),
+                    # The identity is held sealed, apart (ADR 0028); an import makes no
+                    # entities (ADR 0030): who and where are not kept.
+                    tool=without_entities(without_identity(canonical(row.tool))),
                     submitted_at=row.submitted_at,
                     updated_at=case.last_event_at,
                 )
             )
+            if self.identities is not None and has_identity(row.tool):
+                s.flush()  # the identity's row refers to the referral's
+                self.identities.seal_and_link(
+                    s, referral_id, child.local_authority, row.tool, row.submitted_at
+                )
         if not case.open:
             return None
         return _ToStart(referral_id, v, _start_referral(state, v.agency_type))

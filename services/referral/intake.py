@@ -203,10 +203,8 @@ class Intake:
         number at once, likely matches as candidates for the coordinator. In the insert's
         transaction, so a tool is never recorded without its identity or its links."""
         assert self.identities is not None
-        person = self.identities.add(s, row.id, tool, row.submitted_at)
         own = {c for c in (row.case_referral_id, row.previous_referral_id) if c is not None}
-        found = self.identities.match(s, person, exclude_cases=own)
-        self.identities.propose(s, row.id, row.local_authority, found, row.submitted_at)
+        self.identities.seal_and_link(s, row.id, row.local_authority, tool, row.submitted_at, own)
 
     def _make_re_referral(self, row: Referral) -> None:
         assert row.case_referral_id is not None

@@ -22,6 +22,8 @@ from mset_contract.temporal import REFERRAL_STATE_QUERY, referral_workflow_id
 from mset_contract.types import DEFAULT_AUTHORITIES
 from mset_contract.vocab import AgencyType, Role, Stage
 from mset_platform.cases import CaseClient
+from mset_platform.field_crypto import DEV_FIELD_KEYRING, DEV_INDEX_KEY, BlindIndex, FieldCipher
+from services.referral.child_identity import ChildIdentity, IdentityStore
 from services.referral.episode_records import EpisodeRecord
 from services.referral.identity import Identity
 from services.referral.importer import HistoricImport, ImportSummary
@@ -224,3 +226,38 @@ async def test_open_cases_carry_on_at_their_stage_and_the_reports_count_the_impo
             "/v1/reports/missing", params={**period, "authority": "northshire"}
         )
         assert missing.status_code == 200, missing.text
+
+
+async def test_a_childs_identity_in_an_import_is_held_sealed_never_in_clear(
+    referral_store: Store, tmp_path: Path
+) -> None:
+    """An import row may carry the child's name, NHS number and postcode, as a tool sent
+    through the API may: they are sealed apart from the tool (ADR 0028), never stored in
+    clear; an import that has no keys to seal them with refuses the row."""
+    agencies(Identity(referral_store))
+    row = copy.deepcopy(example_rows()[1])
+    row["tool"]["child"] |= {
+        "name": {"given": "Zebediah", "family": "Quillfeather"},
+        "nhs_number": "943 476 5919",
+        "postcode": "NT1 2AB",
+    }
+    path = write(tmp_path / "rows.jsonl", [row])
+
+    refused = await run(referral_store, path)
+    assert [(r.line, r.field) for r in refused.rejected] == [(1, "tool.child.name")]
+    assert counts(referral_store) == (0, 0, 0)
+
+    identities = IdentityStore(FieldCipher(DEV_FIELD_KEYRING), BlindIndex(DEV_INDEX_KEY))
+    job = HistoricImport(referral_store, None, DEFAULT_AUTHORITIES, identities=identities)
+    summary = await job.run(path, CSC)
+    assert (summary.loaded, summary.rejected_rows) == (1, 0)
+    with referral_store.session() as s:
+        stored = s.scalars(select(Referral)).one()
+        sealed = s.scalars(select(ChildIdentity)).one()
+        assert sealed.referral_id == stored.id
+        held = json.dumps(stored.tool) + repr(
+            [getattr(sealed, c.key) for c in ChildIdentity.__table__.columns]
+        )
+    for clear in ("Zebediah", "Quillfeather", "9434765919", "943 476 5919", "NT1 2AB"):
+        assert clear not in held
+    assert "name" not in stored.tool["child"] and "nhs_number" not in stored.tool["child"]
