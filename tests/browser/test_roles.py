@@ -11,22 +11,29 @@ from tests.browser.conftest import Stack, accessible, shot, sign_in, until
 # Each role, the sections its navigation offers, and pages outside its role.
 ROLES = {
     "manager": (
-        ["My work", "Inbox"],
-        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned"],
+        ["My work", "Inbox", "Reports"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned", "/ops"],
     ),
     "coordinator": (
-        ["My work", "Inbox", "Meetings", "Returned children"],
-        ["/cases/{case}/pre-mset-decision"],
+        ["My work", "Inbox", "Meetings", "Returned children", "Reports"],
+        ["/cases/{case}/pre-mset-decision", "/ops"],
     ),
     "panel_member": (
         ["My work", "Inbox", "Meetings"],
-        ["/cases/{case}/pre-mset-decision", "/returned"],
+        ["/cases/{case}/pre-mset-decision", "/returned", "/reports", "/ops"],
     ),
     "provider": (
         ["My work", "Inbox", "Returned children"],
-        ["/meetings", "/cases/{case}/pre-mset-decision"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/reports"],
     ),
-    "chair": (["My work", "Inbox", "Meetings"], ["/returned"]),
+    "chair": (["My work", "Inbox", "Meetings"], ["/returned", "/reports/referrals", "/ops"]),
+    # The roles that read counts only: no case, inbox or meeting.
+    "analyst": (["My work", "Reports"], ["/ops", "/inbox", "/cases/{case}", "/meetings"]),
+    "dpo": (["My work", "Reports"], ["/ops", "/inbox", "/cases/{case}"]),
+    "ops": (
+        ["My work", "Operations"],
+        ["/reports", "/reports/board-pack.pdf", "/inbox", "/cases/{case}", "/returned"],
+    ),
 }
 
 
