@@ -471,8 +471,7 @@ def demo_credentials(s: StackSettings) -> dict[str, str]:
                 _demo_identity(
                     s,
                     lambda identity: {
-                        DEMO_TOKEN_ENTRIES[st[0]]: _demo_user(identity, st).secret
-                        for st in missing
+                        DEMO_TOKEN_ENTRIES[st[0]]: _demo_user(identity, st).secret for st in missing
                     },
                 )
             )
