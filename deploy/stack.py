@@ -56,6 +56,9 @@ DEMO_CHAIR = "Demo Chair (DI)"
 DEMO_PANEL_MEMBER = "Demo Panel Member"
 DEMO_MANAGER = "Demo Manager"
 DEMO_PROVIDER = "Demo RHI Worker"
+DEMO_ANALYST = "Demo Analyst"
+DEMO_DPO = "Demo Data Protection Officer"
+DEMO_OPS = "Demo Operations"
 # The authorities the demo serves (the partnership's default, MSET_AUTHORITIES): escalations
 # for an authority reach only staff who serve it, and only they may close its meetings.
 DEMO_AUTHORITIES = DEFAULT_AUTHORITIES
@@ -303,6 +306,7 @@ def plan(s: StackSettings, service_token: str | None = None) -> list[Part]:
                 **common,
                 "MSET_PORTAL_HOST": s.host,
                 "MSET_PORTAL_PORT": str(s.portal_port),
+                "MSET_PORTAL_TEMPORAL_UI_URL": f"http://{s.host}:{s.temporal_ui_port}",
             },
             health=f"http://{s.host}:{s.portal_port}/healthz",
             listens=[s.portal_port],
@@ -459,10 +463,17 @@ def demo_credentials(s: StackSettings) -> dict[str, str]:
             _demo_identity(s, lambda identity: _demo_serve(identity))
             loaded["authorities"] = ",".join(DEMO_AUTHORITIES)
             path.write_text(json.dumps(loaded, indent=2))
-        if "provider_token" not in loaded:
-            # Made before the demo had an RHI provider's worker (the portal's provider pages).
-            loaded["provider_token"] = _demo_identity(
-                s, lambda identity: _demo_user(identity, DEMO_STAFF[-1]).secret
+        missing = [st for st in DEMO_STAFF if DEMO_TOKEN_ENTRIES[st[0]] not in loaded]
+        if missing:
+            # Made before the demo had these staff (the RHI provider's worker, then the
+            # analyst, DPO and ops of the portal's reports and ops pages): made now, once.
+            loaded.update(
+                _demo_identity(
+                    s,
+                    lambda identity: {
+                        DEMO_TOKEN_ENTRIES[st[0]]: _demo_user(identity, st).secret for st in missing
+                    },
+                )
             )
             path.write_text(json.dumps(loaded, indent=2))
         # Staff tokens expire (12 h): a start after that gives the demo staff new ones.
@@ -483,11 +494,7 @@ def demo_credentials(s: StackSettings) -> dict[str, str]:
         return {
             "agency": DEMO_AGENCY,
             "api_key": agency.secret,
-            "coordinator_token": users[DEMO_COORDINATOR].secret,
-            "chair_token": users[DEMO_CHAIR].secret,
-            "panel_member_token": users[DEMO_PANEL_MEMBER].secret,
-            "manager_token": users[DEMO_MANAGER].secret,
-            "provider_token": users[DEMO_PROVIDER].secret,
+            **{DEMO_TOKEN_ENTRIES[name]: issued.secret for name, issued in users.items()},
             "authorities": ",".join(DEMO_AUTHORITIES),
         }
 
@@ -504,6 +511,10 @@ DEMO_STAFF = (
     (DEMO_MANAGER, Role.manager, DEMO_AGENCY),
     # The demo agency is its authorities' RHI provider: its worker records the interviews.
     (DEMO_PROVIDER, Role.provider, DEMO_AGENCY),
+    # The reports' and the ops dashboard's readers (counts only).
+    (DEMO_ANALYST, Role.analyst, DEMO_PARTNERSHIP),
+    (DEMO_DPO, Role.dpo, DEMO_PARTNERSHIP),
+    (DEMO_OPS, Role.ops, DEMO_PARTNERSHIP),
 )
 
 
@@ -519,6 +530,9 @@ DEMO_TOKEN_ENTRIES = {
     DEMO_PANEL_MEMBER: "panel_member_token",
     DEMO_MANAGER: "manager_token",
     DEMO_PROVIDER: "provider_token",
+    DEMO_ANALYST: "analyst_token",
+    DEMO_DPO: "dpo_token",
+    DEMO_OPS: "ops_token",
 }
 
 
@@ -578,7 +592,8 @@ def banner(s: StackSettings, parts: list[Part], creds: dict[str, str] | None) ->
         # the log, which is kept and shared; the file is readable by its owner only.
         lines += [
             f"  Demo agency {creds['agency']!r}: its API key, and the demo coordinator's,",
-            f"  chair's, panel member's, manager's and RHI provider's tokens, are in "
+            f"  chair's, panel member's, manager's, RHI provider's, analyst's, DPO's and ops "
+            f"tokens, are in "
             f"{s.data_dir / 'demo-credentials.json'}",
         ]
     lines += ["Press Ctrl-C to stop.", ""]

@@ -69,6 +69,9 @@ class Role(StrEnum):
     # The Data Protection Officer: reads the information-sharing ledger and answers subject
     # access requests; sees no case through the case routes.
     dpo = "dpo"
+    # Operations: keeps the platform running; reads counts (open cases, deadlines, breaches,
+    # dead letters, failed workflows) and never a case's record.
+    ops = "ops"
 
 
 class LegalStatus(StrEnum):

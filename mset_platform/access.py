@@ -36,6 +36,7 @@ class Actor(StrEnum):
     analyst = Role.analyst.value
     admin = Role.admin.value
     dpo = Role.dpo.value
+    ops = Role.ops.value
 
 
 def case_record_rule(service: str) -> Rule:

@@ -13,6 +13,7 @@ from fastapi import Body, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from mset_contract.events import EVENT_TYPES
+from mset_contract.operations import NotificationAggregates
 from mset_platform.case_records import add_case_record_route
 from mset_platform.edge import (
     Caller,
@@ -30,6 +31,7 @@ from services.notifications.domain import (
     AlreadyActioned,
     InboxItemNotFound,
     InvalidSubscription,
+    OpsOnly,
     PartnerSystemsOnly,
     StaffOnly,
     SubscriptionNotFound,
@@ -38,6 +40,7 @@ from services.notifications.domain import (
 from services.notifications.inbox import Inbox
 from services.notifications.metrics import notifications_gauges
 from services.notifications.migrate import MIGRATIONS
+from services.notifications.operations import OperationCounts
 from services.notifications.policy import CASE_RECORD
 from services.notifications.schemas import (
     ActionedCreate,
@@ -81,6 +84,7 @@ def create_app(
         app.state.store = store
         app.state.inbox = Inbox(store)
         app.state.subscriptions = Subscriptions(store, settings, lookup)
+        app.state.operations = OperationCounts(store, settings.outbox_consumer_groups)
         gauges = notifications_gauges(store, settings.outbox_consumer_groups)
         gauges.register(app.state.metrics)
         try:
@@ -111,6 +115,18 @@ def create_app(
     add_healthz(app, lambda request: request.app.state.store.engine)
 
     # Inbox --------------------------------------------------------------------------------
+
+    @app.get(
+        "/v1/aggregates/operations",
+        response_model=NotificationAggregates,
+        responses=error_responses(401, 403),
+        tags=["operations"],
+    )
+    async def operation_counts(request: Request, caller: Caller) -> NotificationAggregates:
+        """Counts for operations (the ops role): unacknowledged inbox items, breaches,
+        dead letters, consumer lag, parked webhooks."""
+        counts: OperationCounts = request.app.state.operations
+        return await run_in_threadpool(counts.aggregates, caller)
 
     @app.get("/v1/inbox", response_model=InboxPage, responses=errors, tags=["inbox"])
     async def list_inbox(
@@ -263,7 +279,7 @@ def create_app(
 
 def _install_domain_errors(app: FastAPI) -> None:
     answer(app, 404, InboxItemNotFound, SubscriptionNotFound)
-    answer(app, 403, StaffOnly, PartnerSystemsOnly)
+    answer(app, 403, StaffOnly, PartnerSystemsOnly, OpsOnly)
     answer(app, 409, AlreadyActioned, TooManySubscriptions)
     answer_invalid_field(app, InvalidSubscription)
 

@@ -436,6 +436,16 @@ class ConsumerLoop:
         # Wait for the broker's acknowledgement before the offset moves past the original.
         self.broker.send_all(self.s.dead_letter_topic, [record])
         self.stats.dead_lettered += 1
+        if self.store is not None:
+            # Counted for the ops dashboard. The message is on the dead-letter topic already:
+            # a database error here must not hold the group back, so it is only logged.
+            ce_type = dict(kept).get("ce_type")
+            try:
+                self.store.record_dead_letter(
+                    self.handler.name, ce_type.decode("utf-8", "replace")[:120] if ce_type else None
+                )
+            except Exception:
+                log.exception("%s: could not count a dead letter", self.handler.name)
         DEAD_LETTERED.labels(self.handler.name).inc()
         log.warning("%s: dead-lettered %s: %s", self.handler.name, origin, reason)
 

@@ -63,6 +63,10 @@ class StaffOnly(Exception):
     """The inbox is for staff users; partner systems are told by webhook."""
 
 
+class OpsOnly(Exception):
+    """The operations counts are for the ops role."""
+
+
 class PartnerSystemsOnly(Exception):
     """Webhook subscriptions belong to an agency's system (its API key), not to a user."""
 

@@ -49,6 +49,16 @@ WEBHOOK_DELETE = _webhook("delete", "DELETE /v1/webhooks/{id}")
 WEBHOOK_ROTATE = _webhook("rotate the secret of", "POST /v1/webhooks/{id}/rotate-secret")
 
 CASE_RECORD = case_record_rule(SERVICE)
+# The ops dashboard's counts (docs/portal.md): by kind, urgency, authority and consumer
+# group only, never an item, case or event.
+OPERATIONS_READ = Rule(
+    SERVICE,
+    "operations counts",
+    "read",
+    "GET /v1/aggregates/operations",
+    {A.ops: Scope.every},
+    refusal="the operations counts are for the ops role",
+)
 
 RULES = (
     INBOX_LIST,
@@ -63,4 +73,5 @@ RULES = (
     WEBHOOK_DELETE,
     WEBHOOK_ROTATE,
     CASE_RECORD,
+    OPERATIONS_READ,
 )

@@ -36,6 +36,7 @@ from mset_contract.temporal import (
 )
 from mset_platform.retention import delete_executions
 from services.notifications.store import (
+    DeadLetter,
     DisclosureNote,
     EmailMessage,
     HandledEvent,
@@ -65,6 +66,8 @@ KEPT_TABLES = {
     # there: a case's random id, the recipient, the view and fields, never the child.
     DisclosureNote.__tablename__: "disclosures noted for the information-sharing "
     "ledger, which keeps them as the record that the sharing happened",
+    # A consumer group, an event type and a time: no case, event or child.
+    DeadLetter.__tablename__: "that a message was dead-lettered (group, type, when)",
 }
 
 # A case's workflow numbers its events 1, 2, 3, … (workflows/publishing.py): the handled

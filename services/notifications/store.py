@@ -252,6 +252,20 @@ class DisclosureNote(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class DeadLetter(Base):
+    """That a consumer group dead-lettered a message, and when: the ops dashboard counts
+    them. The message itself stays on the dead-letter topic; no event or case id is kept
+    here (and no reason: a validation error may quote a field's value)."""
+
+    __tablename__ = "notifications_dead_letters"
+    __table_args__ = (Index("ix_notifications_dead_letters_at", "dead_lettered_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    dead_lettered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # The lists' orders (mset_platform/paging.py): the inbox newest first; a partner's
 # subscriptions oldest first; a subscription's deliveries newest first.
 INBOX_ORDER = Keyset("inbox", (InboxItem.created_at, "desc"), (InboxItem.id, "asc"))
@@ -627,6 +641,26 @@ class Store(SessionStore):
             )
             or 0
         )
+
+    def record_dead_letter(self, consumer_group: str, event_type: str | None) -> None:
+        with self.session() as s:
+            s.add(
+                DeadLetter(
+                    id=uuid.uuid4(),
+                    consumer_group=consumer_group,
+                    event_type=event_type,
+                    dead_lettered_at=now_utc(),
+                )
+            )
+
+    def dead_letters_by_group(
+        self, s: Session, since: datetime | None = None
+    ) -> list[tuple[str, int]]:
+        """(consumer group, messages it dead-lettered [since])."""
+        q = select(DeadLetter.consumer_group, func.count()).group_by(DeadLetter.consumer_group)
+        if since is not None:
+            q = q.where(DeadLetter.dead_lettered_at >= since)
+        return [(g, int(n)) for g, n in s.execute(q)]
 
     # Disclosures, relayed to the information-sharing ledger --------------------------------
 

@@ -10,20 +10,21 @@ page through links, filters are GET forms. GOV.UK Frontend's script only adds co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -51,7 +52,7 @@ from mset_platform.identity import (
 )
 from mset_platform.metrics import install_metrics
 from services.notifications.schemas import ActionedCreate
-from services.portal import attendance, domain, plan
+from services.portal import attendance, dashboards, domain, plan
 from services.portal.backend import (
     Backend,
     Conflict,
@@ -463,7 +464,13 @@ def create_app(
         meetings = None
         if domain.may_use(principal.role, Section.meetings):
             meetings = await back(request).meetings(credential, None, 5, status="scheduled")
-        return render(request, "home.html", inbox=inbox, meetings=meetings)
+        return render(
+            request,
+            "home.html",
+            inbox=inbox,
+            meetings=meetings,
+            may_find_case=domain.may_use(principal.role, Section.cases),
+        )
 
     # --- the inbox -------------------------------------------------------------------------
 
@@ -510,6 +517,79 @@ def create_app(
             )
         flash(session, "You have marked this escalation as actioned.")
         return redirect(request, f"/inbox/{item_id}")
+
+    # --- operations and reports: counts only (dashboards.py) -------------------------------
+
+    @app.get("/ops", response_class=HTMLResponse)
+    async def ops(request: Request) -> Response:
+        """The ops dashboard: the referral and notifications services' counts, side by side
+        (asked at the same time), linking into the Temporal UI."""
+        _, credential, _ = signed_in(request, Section.ops)
+        cases, notes = await asyncio.gather(
+            back(request).case_aggregates(credential),
+            back(request).operation_aggregates(credential),
+        )
+        view = dashboards.ops_view(cases, notes, settings.temporal_ui_url)
+        return render(request, "ops.html", view=view)
+
+    @app.get("/reports", response_class=HTMLResponse)
+    async def reports(request: Request) -> Response:
+        signed_in(request, Section.reports)
+        chosen, errors = _report_filters(request, settings.authorities)
+        return render(
+            request,
+            "reports.html",
+            status=422 if errors else 200,
+            names=dashboards.REPORT_NAMES,
+            chosen=chosen,
+            errors=errors,
+            authorities=settings.authorities,
+            query=_report_query_string(chosen),
+        )
+
+    @app.get("/reports/board-pack.pdf")
+    async def board_pack(request: Request) -> Response:
+        """The board pack, streamed through from the referral service as it sends it."""
+        _, credential, _ = signed_in(request, Section.reports)
+        chosen, errors = _report_filters(request, settings.authorities)
+        if errors:
+            return redirect(request, "/reports?" + _report_query_string(chosen))
+        got = await back(request).board_pack(credential, _report_params(chosen))
+        name = 'attachment; filename="board-pack.pdf"'
+        return StreamingResponse(
+            got.chunks,
+            media_type=got.kind,
+            headers={"Content-Disposition": got.disposition or name},
+        )
+
+    @app.get("/reports/{name}", response_class=HTMLResponse)
+    async def report(request: Request, name: str) -> Response:
+        """One report: each table with the service's chart of it beside it (the JSON and the
+        SVG asked at the same time)."""
+        _, credential, _ = signed_in(request, Section.reports)
+        if name not in dashboards.REPORT_NAMES:
+            raise NotFound(404, _body("no such report"))
+        chosen, errors = _report_filters(request, settings.authorities)
+        view = None
+        if not errors:
+            params = _report_params(chosen)
+            made, svg = await asyncio.gather(
+                back(request).report(credential, name, params),
+                back(request).report_svg(credential, name, params),
+            )
+            view = dashboards.report_view(made, svg)
+        return render(
+            request,
+            "report.html",
+            status=422 if errors else 200,
+            name=name,
+            names=dashboards.REPORT_NAMES,
+            view=view,
+            chosen=chosen,
+            errors=errors,
+            authorities=settings.authorities,
+            query=_report_query_string(chosen),
+        )
 
     # --- cases -----------------------------------------------------------------------------
 
@@ -1079,6 +1159,61 @@ def create_app(
         return redirect(request, f"/meetings/{meeting_id}")
 
     return app
+
+
+_DATE_PARTS = ("day", "month", "year")
+
+
+def _report_filters(
+    request: Request, authorities: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The report filters as typed (area, the period's first and last days, suppression), and
+    the GOV.UK errors for what is not a choice or not a date."""
+    q = request.query_params
+    chosen = {
+        "area": q.get("area", "region"),
+        "suppress": "yes" if q.get("suppress") == "yes" else "",
+        **{f"{end}-{part}": q.get(f"{end}-{part}", "").strip() for end in ("from", "to")
+           for part in _DATE_PARTS},
+    }  # fmt: skip
+    errors: dict[str, str] = {}
+    if chosen["area"] != "region" and chosen["area"] not in authorities:
+        errors["area"] = "Select the whole partnership or one local authority"
+        chosen["area"] = "region"
+    days: dict[str, date] = {}
+    for end, words in (("from", "first"), ("to", "last")):
+        typed = [chosen[f"{end}-{p}"] for p in _DATE_PARTS]
+        if not any(typed):
+            continue
+        try:
+            d, m, y = (int(x) for x in typed)
+            days[end] = date(y, m, d)
+        except ValueError:
+            errors[f"{end}-day"] = f"The period's {words} day must be a real date, like 1 4 2025"
+    if "from" in days and "to" in days and days["to"] < days["from"]:
+        errors["to-day"] = "The period's last day must be the same as or after its first day"
+    return chosen, errors
+
+
+def _report_params(chosen: dict[str, str]) -> dict[str, Any]:
+    """The reports API's query for the filters: one authority or the region, and the period
+    [first day, the day after the last day) in UK time."""
+    params: dict[str, Any] = (
+        {"region": "all"} if chosen["area"] == "region" else {"authority": chosen["area"]}
+    )
+    for end, key, shift in (("from", "since", 0), ("to", "until", 1)):
+        typed = [chosen[f"{end}-{p}"] for p in _DATE_PARTS]
+        if all(typed):
+            d, m, y = (int(x) for x in typed)
+            day = datetime(y, m, d, tzinfo=LONDON) + timedelta(days=shift)
+            params[key] = day.isoformat()
+    if chosen["suppress"]:
+        params["suppress"] = "true"
+    return params
+
+
+def _report_query_string(chosen: dict[str, str]) -> str:
+    return urlencode({k: v for k, v in chosen.items() if v})
 
 
 def _local(target: str) -> str:

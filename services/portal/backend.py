@@ -12,7 +12,8 @@ or has expired: sign in again) and ``Unavailable`` (a service not answering).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -36,6 +37,7 @@ from mset_contract.meeting import (
     MeetingPublic,
     ScheduleTriggered,
 )
+from mset_contract.operations import CaseAggregates, NotificationAggregates
 from mset_contract.papers import PanelPapers
 from mset_contract.referral import RhiOutcomeCreate
 from mset_contract.referral_workflow import (
@@ -87,6 +89,15 @@ class Unavailable(Exception):
     def __init__(self, service: str) -> None:
         super().__init__(f"the {service} service is not answering just now")
         self.service = service
+
+
+@dataclass
+class Download:
+    """A document passed on as the service sends it, chunk by chunk (the board pack)."""
+
+    kind: str
+    disposition: str | None
+    chunks: AsyncIterator[bytes]
 
 
 _BY_STATUS: dict[int, type[ServiceAnswer]] = {
@@ -349,3 +360,77 @@ class Backend:
         path = f"/v1/schedules/{local_authority}/{kind}/trigger"
         done = await self._call("meeting", "POST", path, credential)
         return ScheduleTriggered.model_validate(done)
+
+    # --- operations: counts only (the ops dashboard) -----------------------------------------
+
+    async def case_aggregates(self, credential: str) -> CaseAggregates:
+        return await self._get(CaseAggregates, "referral", "/v1/aggregates/cases", credential)
+
+    async def operation_aggregates(self, credential: str) -> NotificationAggregates:
+        path = "/v1/aggregates/operations"
+        return await self._get(NotificationAggregates, "notifications", path, credential)
+
+    # --- referral: board reports -------------------------------------------------------------
+
+    async def report(self, credential: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A board report's JSON (counts; with ``suppress``, as published)."""
+        found: dict[str, Any] = await self._call(
+            "referral", "GET", f"/v1/reports/{name}", credential, params=params
+        )
+        return found
+
+    async def report_svg(self, credential: str, name: str, params: dict[str, Any]) -> str:
+        """The same report's charts, each beside its table, as one SVG document."""
+        client = self._clients["referral"]
+        try:
+            resp = await client.get(
+                f"/v1/reports/{name}",
+                params={**params, "format": "svg"},
+                headers={"Authorization": f"Bearer {credential}"},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable("referral") from exc
+        _raise_for(resp, "referral")
+        return resp.text
+
+    async def board_pack(self, credential: str, params: dict[str, Any]) -> Download:
+        """The board pack PDF, passed on chunk by chunk as the referral service sends it."""
+        client = self._clients["referral"]
+        request = client.build_request(
+            "GET",
+            "/v1/reports/board-pack.pdf",
+            params={k: v for k, v in params.items() if v is not None},
+            headers={"Authorization": f"Bearer {credential}"},
+            # Every report of the period is made before the first byte: give it time.
+            timeout=httpx.Timeout(120.0, connect=5.0),
+        )
+        try:
+            resp = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise Unavailable("referral") from exc
+        if resp.status_code >= 400:
+            await resp.aread()
+            await resp.aclose()
+            _raise_for(resp, "referral")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.aiter_bytes():
+                    yield chunk
+            finally:
+                await resp.aclose()
+
+        kind = resp.headers.get("content-type", "application/pdf")
+        return Download(kind, resp.headers.get("content-disposition"), chunks())
+
+
+def _raise_for(resp: httpx.Response, service: str) -> None:
+    """A service's refusal as the exception its page shows; nothing for a 2xx."""
+    if resp.status_code >= 500:
+        raise Unavailable(service)
+    if resp.status_code >= 400:
+        try:
+            answer = ErrorBody.model_validate(resp.json())
+        except ValueError:
+            answer = ErrorBody(detail=resp.text[:200] or resp.reason_phrase)
+        raise _BY_STATUS.get(resp.status_code, Invalid)(resp.status_code, answer)

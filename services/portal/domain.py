@@ -25,6 +25,8 @@ class Section(StrEnum):
     meetings = "meetings"
     awaiting = "awaiting"
     returned = "returned"
+    ops = "ops"
+    reports = "reports"
 
 
 # Who may use each section, as the services' access table allows them the records behind it.
@@ -48,6 +50,10 @@ SECTION_ROLES: dict[Section, frozenset[Role]] = {
     # GET /v1/missing-episodes?status=returned and POST .../{id}/rhi: the RHI provider (its
     # commissioning authorities) and the coordinator (the authorities served).
     Section.returned: frozenset({Role.provider, Role.coordinator}),
+    # GET :8000/v1/aggregates/cases and :8003/v1/aggregates/operations: ops.
+    Section.ops: frozenset({Role.ops}),
+    # GET :8000/v1/reports/{name} and /v1/reports/board-pack.pdf.
+    Section.reports: frozenset({Role.analyst, Role.manager, Role.dpo, Role.coordinator}),
 }
 
 
@@ -68,6 +74,8 @@ NAVIGATION = (
     NavItem(Section.meetings, "Meetings", "/meetings"),
     NavItem(Section.awaiting, "Awaiting Pre-MSET", "/awaiting"),
     NavItem(Section.returned, "Returned children", "/returned"),
+    NavItem(Section.ops, "Operations", "/ops"),
+    NavItem(Section.reports, "Reports", "/reports"),
 )
 
 
@@ -85,6 +93,7 @@ ROLE_NAMES = {
     Role.analyst: "Analyst",
     Role.admin: "Administrator",
     Role.dpo: "Data Protection Officer",
+    Role.ops: "Operations",
 }
 
 OUTCOME_NAMES = {

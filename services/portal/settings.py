@@ -8,13 +8,13 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from mset_platform.settings import ApiSettings, IdentityClientSettings
+from mset_platform.settings import ApiSettings, AuthoritiesSettings, IdentityClientSettings
 
 # Where `make install` puts the front-end packages (npm ci in this folder).
 NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
 
 
-class PortalSettings(ApiSettings, IdentityClientSettings):
+class PortalSettings(ApiSettings, IdentityClientSettings, AuthoritiesSettings):
     """The staff portal: a backend-for-frontend that asks the services with the signed-in
     person's own credential. It holds the service token only to ask the referral service whose
     a token is at sign-in (introspection answers the MSET services only), and no payload key:
@@ -38,6 +38,8 @@ class PortalSettings(ApiSettings, IdentityClientSettings):
     page_size: int = Field(default=20, ge=1, le=200)
     # Seconds a page waits for a service before it says the service is not answering.
     service_timeout_seconds: float = Field(default=15.0, gt=0)
+    # The Temporal UI the ops dashboard links into (a workflow list filtered by a query).
+    temporal_ui_url: str = "http://127.0.0.1:8233"
 
     @property
     def secure_cookies(self) -> bool:

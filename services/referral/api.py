@@ -31,6 +31,7 @@ from mset_contract.catalogue import (
     load_catalogue,
 )
 from mset_contract.episodes import EpisodeListStatus, ReturnedEpisodePage
+from mset_contract.operations import CaseAggregates
 from mset_contract.papers import CaseWhoPage, PanelPapers
 from mset_contract.referral import (
     MissingEpisodeAccepted,
@@ -103,6 +104,7 @@ from services.referral.meetings import HttpMeetings, MeetingRefused, MeetingsUna
 from services.referral.metrics import referral_gauges
 from services.referral.migrate import MIGRATIONS
 from services.referral.missing import MissingDesk
+from services.referral.operations import CaseCounts
 from services.referral.papers import HttpRules, PapersDesk
 from services.referral.policy import INTROSPECT, require
 from services.referral.report_routes import add_board_pack_route, report_response
@@ -186,6 +188,7 @@ def create_app(settings: ReferralSettings) -> FastAPI:
             settings.authorities,
             rhi_target_percent=settings.rhi_target_percent,
         )
+        app.state.operations = CaseCounts(store, client, settings.temporal_namespace)
         gauges = referral_gauges(store).register(app.state.metrics)
         try:
             yield
@@ -583,6 +586,18 @@ def create_app(settings: ReferralSettings) -> FastAPI:
             made, format, request.headers.get("accept", ""), suppress,
             settings.suppression_threshold,
         )  # fmt: skip
+
+    @app.get(
+        "/v1/aggregates/cases",
+        response_model=CaseAggregates,
+        responses=error_responses(401, 403),
+        tags=["operations"],
+    )
+    async def case_aggregates(request: Request, caller: Caller) -> CaseAggregates:
+        """Counts for operations (the ops role): open cases by stage and authority, next
+        deadlines due within 7 days and passed, workflows failed in the last 7 days."""
+        counts: CaseCounts = request.app.state.operations
+        return await counts.aggregates(caller)
 
     @app.post(
         "/v1/auth/introspect",

@@ -256,6 +256,16 @@ REPORTS_READ = Rule(
     {A.coordinator: EVERY, A.manager: EVERY, A.analyst: EVERY, A.dpo: EVERY},
     refusal="board reports are for analysts, managers, the DPO and the MSET coordinator",
 )
+# The ops dashboard's counts of cases by stage, authority and deadline, and of failed
+# workflows (docs/portal.md): never a case.
+CASE_AGGREGATES_READ = Rule(
+    SERVICE,
+    "case counts",
+    "read",
+    "GET /v1/aggregates/cases",
+    {A.ops: EVERY},
+    refusal="the case counts are for the ops role",
+)
 # Every board report for a period as one PDF (docs/board-pack.md): the same readers.
 BOARD_PACK_READ = Rule(
     SERVICE,
@@ -450,6 +460,7 @@ RULES = (
     REPORTS_READ,
     INTROSPECT,
     BOARD_PACK_READ,
+    CASE_AGGREGATES_READ,
     CHILD_IDENTITY_READ,
     CHILD_HISTORY_READ,
     CHILD_LINKS_REVIEW,

@@ -19,7 +19,7 @@ def test_a_manager_acknowledges_and_actions_a_high_risk_escalation(
     accessible(page)
     # The navigation offers what a manager can use, nothing else.
     nav = page.get_by_role("navigation", name="Menu")
-    expect(nav.get_by_role("link")).to_have_text(["My work", "Inbox"])
+    expect(nav.get_by_role("link")).to_have_text(["My work", "Inbox", "Reports"])
 
     # Two rows a page: walking the pages shows every escalation once.
     table = page.get_by_test_id("inbox-table")

@@ -11,22 +11,39 @@ from tests.browser.conftest import Stack, accessible, shot, sign_in, until
 # Each role, the sections its navigation offers, and pages outside its role.
 ROLES = {
     "manager": (
-        ["My work", "Inbox"],
-        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned", "/awaiting"],
+        ["My work", "Inbox", "Reports"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/returned", "/awaiting", "/ops"],
     ),
     "coordinator": (
-        ["My work", "Inbox", "Meetings", "Awaiting Pre-MSET", "Returned children"],
-        ["/cases/{case}/pre-mset-decision", "/cases/{case}/mset-review"],
+        ["My work", "Inbox", "Meetings", "Awaiting Pre-MSET", "Returned children", "Reports"],
+        ["/cases/{case}/pre-mset-decision", "/cases/{case}/mset-review", "/ops"],
     ),
     "panel_member": (
         ["My work", "Inbox", "Meetings"],
-        ["/cases/{case}/pre-mset-decision", "/returned", "/awaiting", "/cases/{case}/mset-review"],
+        [
+            "/cases/{case}/pre-mset-decision",
+            "/returned",
+            "/awaiting",
+            "/cases/{case}/mset-review",
+            "/reports",
+            "/ops",
+        ],
     ),
     "provider": (
         ["My work", "Inbox", "Returned children"],
-        ["/meetings", "/cases/{case}/pre-mset-decision", "/awaiting"],
+        ["/meetings", "/cases/{case}/pre-mset-decision", "/awaiting", "/reports"],
     ),
-    "chair": (["My work", "Inbox", "Meetings", "Awaiting Pre-MSET"], ["/returned"]),
+    "chair": (
+        ["My work", "Inbox", "Meetings", "Awaiting Pre-MSET"],
+        ["/returned", "/reports/referrals", "/ops"],
+    ),
+    # The roles that read counts only: no case, inbox or meeting.
+    "analyst": (["My work", "Reports"], ["/ops", "/inbox", "/cases/{case}", "/meetings"]),
+    "dpo": (["My work", "Reports"], ["/ops", "/inbox", "/cases/{case}"]),
+    "ops": (
+        ["My work", "Operations"],
+        ["/reports", "/reports/board-pack.pdf", "/inbox", "/cases/{case}", "/returned"],
+    ),
 }
 
 

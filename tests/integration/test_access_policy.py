@@ -439,6 +439,8 @@ async def test_every_actor_gets_what_the_table_says_on_the_referral_and_notifica
         p.BOARD_PACK_READ,
         Walk("GET", "/v1/reports/board-pack.pdf", Target(), params={"authority": la}),
     )
+    # The ops dashboard's counts: the ops role's, whatever authority it serves.
+    await r(p.CASE_AGGREGATES_READ, Walk("GET", "/v1/aggregates/cases", Target()))
     # The information-sharing ledger and subject access: the DPO's; the services report.
     await r(p.DISCLOSURES_READ, Walk("GET", "/v1/disclosures", Target()))
     await r(p.DISCLOSURES_EXPORT, Walk("GET", "/v1/disclosures/export.csv", Target()))
@@ -705,6 +707,7 @@ async def _walk_notifications(
     )
     await w(n.WEBHOOK_LIST, Walk("GET", "/v1/webhooks", Target()))
     await w(n.CASE_RECORD, Walk("GET", f"/v1/cases/{uuid.uuid4()}/record", Target()))
+    await w(n.OPERATIONS_READ, Walk("GET", "/v1/aggregates/operations", Target()))
     own = Target(Facts(agency_id=home))
     for rule, method, tail in (
         (n.WEBHOOK_READ, "GET", ""),

@@ -681,6 +681,16 @@ async def test_the_workers_counters_rise_on_its_metrics_port_for_an_escalation_a
             }
             return published, dead
 
+        name, _ = stack.agency()
+        ops = stack.user(Role.ops, name)
+
+        async def ops_counts() -> dict[str, int]:
+            async with stack.http(ops) as http:
+                got = await http.get("/v1/aggregates/operations")
+            assert got.status_code == 200, got.text
+            return {g["consumer_group"]: g["count"] for g in got.json()["dead_letters"]}
+
+        counted_before = await ops_counts()
         published_before, dead_before = await asyncio.to_thread(read)
         escalation = high_risk_escalation(
             uuid.uuid4(), uuid.uuid4(), "northshire", datetime.now(UTC)
@@ -703,6 +713,14 @@ async def test_the_workers_counters_rise_on_its_metrics_port_for_an_escalation_a
         # dead-lettered once by each consumer group.
         assert published - published_before >= 1
         assert {g: dead[g] - dead_before[g] for g in dead} == {
+            "inbox": 1,
+            "webhooks": 1,
+            "email": 1,
+        }
+        # The ops dashboard's count (GET /v1/aggregates/operations) says the same: one dead
+        # letter more for each group.
+        counted = await ops_counts()
+        assert {g: counted.get(g, 0) - counted_before.get(g, 0) for g in dead} == {
             "inbox": 1,
             "webhooks": 1,
             "email": 1,

@@ -64,3 +64,15 @@ def test_admins_and_analysts_touch_no_case_level_record() -> None:
     for rule in RULES:
         if (rule.record, rule.verb) not in aggregate:
             assert Actor.admin not in rule.who and Actor.analyst not in rule.who, rule.route
+
+
+def test_ops_reads_counts_only() -> None:
+    """The ops role is named on the operations counts and the agency directory (as every
+    member of staff is), and on no case-level record."""
+    named = {rule.route for rule in RULES if Actor.ops in rule.who}
+    assert named == {
+        "GET /v1/aggregates/cases",
+        "GET /v1/aggregates/operations",
+        "GET /v1/agencies",
+        "GET /v1/agencies/{id}",
+    }

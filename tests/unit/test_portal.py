@@ -239,14 +239,16 @@ def test_a_refusal_is_shown_beside_the_field_it_concerns(reason: str, field: str
 
 
 def test_every_role_is_offered_only_the_sections_the_services_let_it_use() -> None:
-    assert [i.text for i in domain.navigation(Role.manager)] == ["My work", "Inbox"]
+    assert [i.text for i in domain.navigation(Role.manager)] == ["My work", "Inbox", "Reports"]
     assert [i.text for i in domain.navigation(Role.chair)] == [
         "My work",
         "Inbox",
         "Meetings",
         "Awaiting Pre-MSET",
     ]
-    assert [i.text for i in domain.navigation(Role.analyst)] == ["My work"]
+    assert [i.text for i in domain.navigation(Role.analyst)] == ["My work", "Reports"]
+    assert [i.text for i in domain.navigation(Role.dpo)] == ["My work", "Reports"]
+    assert [i.text for i in domain.navigation(Role.ops)] == ["My work", "Operations"]
     assert domain.navigation(None) == []
     assert domain.may_use(Role.chair, domain.Section.decide)
     assert not domain.may_use(Role.coordinator, domain.Section.decide)
