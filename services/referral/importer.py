@@ -58,7 +58,8 @@ from mset_platform.settings import authority_refusal
 from services.referral.domain import CLOSED_STAGES
 from services.referral.episode_records import EpisodeRecord
 from services.referral.historic import RowRefused, historic_case, historic_episode
-from services.referral.store import MissingEpisode, Referral, Store
+from services.referral.report_facts import action_rows, state_columns, tool_columns
+from services.referral.store import CaseActionFact, MissingEpisode, Referral, Store
 
 Format = Literal["jsonl", "csv"]
 Row = ImportReferral | ImportMissingEpisode
@@ -462,6 +463,8 @@ class HistoricImport:
             open_children.add(who)
         state = case.state
         if not dry_run:
+            stored_tool = canonical(row.tool)
+            recorded = state.model_dump(mode="json")
             s.add(
                 Referral(
                     id=referral_id,
@@ -477,18 +480,22 @@ class HistoricImport:
                     open_actions=sum(1 for a in state.actions if a.open),
                     exit_reason=state.exit.reason.value if state.exit else None,
                     next_deadline=state.next_deadline,
-                    state=state.model_dump(mode="json"),
+                    state=recorded,
                     record_seq=0,
                     workflow_id=referral_workflow_id(referral_id),
                     # A closed case is a record, delivered as it is; an open one once its
                     # workflow has it.
                     workflow_started=not case.open,
                     origin="tool",
-                    tool=canonical(row.tool),
+                    tool=stored_tool,
                     submitted_at=row.submitted_at,
                     updated_at=case.last_event_at,
+                    **tool_columns(stored_tool, "tool", row.submitted_at),
+                    **state_columns(recorded, row.submitted_at),
                 )
             )
+            # The case's actions for the reports, as its workflow would record them.
+            s.add_all(CaseActionFact(**a) for a in action_rows(referral_id, recorded))
         if not case.open:
             return None
         return _ToStart(referral_id, v, _start_referral(state, v.agency_type))
