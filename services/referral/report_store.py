@@ -18,9 +18,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import DateTime
 
@@ -271,28 +270,42 @@ class ReportStore:
         self, authorities: Collection[str], since: datetime, until: datetime
     ) -> MissingCounts:
         n = MissingCounts()
-        ep, earlier = MissingEpisode, aliased(MissingEpisode)
-        # Repeat missing: another episode of the child (the same agency's reference) in the
-        # authorities in the 90 days before this one.
-        repeat = exists().where(
-            earlier.agency_child_ref == ep.agency_child_ref,
-            earlier.agency_id == ep.agency_id,
-            earlier.workflow_started.is_(True),
-            earlier.local_authority.in_(list(authorities)),
-            earlier.reported_at < ep.reported_at,
-            earlier.reported_at >= _shifted(ep.reported_at, -REPEAT_WINDOW.total_seconds()),
-        )
-        month = _month_of(ep.reported_at, since, until)
-        q = (
+        ep = MissingEpisode
+        # Repeat missing: an episode of a child (the same agency's reference) with another
+        # of the child's episodes in the authorities in the 90 days before it. One pass in
+        # the child's order: the episodes at each instant, and the child's latest instant
+        # before it (so episodes reported at the same instant are not each other's repeat).
+        child = (ep.agency_child_ref, ep.agency_id)
+        per_instant = (
             select(
-                month,
-                func.count(),
-                _count_if(EpisodeRecord.returned_at.is_not(None)),
-                _count_if(repeat),
+                ep.reported_at.label("at"),
+                func.count().label("episodes"),
+                _count_if(EpisodeRecord.returned_at.is_not(None)).label("returned"),
+                func.lag(ep.reported_at)
+                .over(partition_by=child, order_by=ep.reported_at)
+                .label("before"),
             )
             .select_from(ep)
             .outerjoin(EpisodeRecord, EpisodeRecord.episode_id == ep.id)
-            .where(*_episodes(authorities), ep.reported_at >= since, ep.reported_at < until)
+            .where(
+                *_episodes(authorities),
+                ep.reported_at >= since - REPEAT_WINDOW,
+                ep.reported_at < until,
+            )
+            .group_by(*child, ep.reported_at)
+            .subquery()
+        )
+        at = per_instant.c.at
+        repeat = per_instant.c.before >= _shifted(at, -REPEAT_WINDOW.total_seconds())
+        month = _month_of(at, since, until)
+        q = (
+            select(
+                month,
+                func.sum(per_instant.c.episodes),
+                func.sum(per_instant.c.returned),
+                func.coalesce(func.sum(case((repeat, per_instant.c.episodes), else_=0)), 0),
+            )
+            .where(at >= since)
             .group_by(month)
         )
         for m, count, returned, repeats in self._rows(q):
