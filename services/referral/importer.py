@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -338,6 +338,7 @@ class HistoricImport:
             owners = self._known_agencies(s, batch)
             cases = self._known_cases(s, batch)
             open_children: set[tuple[uuid.UUID, str, str]] = set()
+            actions: list[dict[str, Any]] = []
             for v in batch:
                 try:
                     done = earlier.get((v.row.kind, v.agency_id, v.row.partner_reference))
@@ -354,7 +355,7 @@ class HistoricImport:
                             starts.append(self._held(s, row_id, v))
                         continue
                     if isinstance(v.row, ImportReferral):
-                        start = self._referral(s, v, owners, open_children, dry_run)
+                        start = self._referral(s, v, owners, open_children, actions, dry_run)
                     else:
                         start = self._episode(s, v, cases, dry_run)
                     if start is None:
@@ -365,6 +366,9 @@ class HistoricImport:
                     rejected.append(Rejection(v.line, exc.field, exc.reason))
             if dry_run:
                 s.rollback()
+            elif actions:
+                s.flush()
+                s.execute(insert(CaseActionFact), actions)
         summary.loaded += counts["loaded"]
         summary.skipped += counts["skipped"]
         summary.rejected += rejected
@@ -441,6 +445,7 @@ class HistoricImport:
         v: _Valid,
         owners: set[uuid.UUID],
         open_children: set[tuple[uuid.UUID, str, str]],
+        actions: list[dict[str, Any]],
         dry_run: bool,
     ) -> _ToStart | None:
         row = v.row
@@ -494,8 +499,9 @@ class HistoricImport:
                     **state_columns(recorded, row.submitted_at),
                 )
             )
-            # The case's actions for the reports, as its workflow would record them.
-            s.add_all(CaseActionFact(**a) for a in action_rows(referral_id, recorded))
+            # The case's actions for the reports, as its workflow would record them (written
+            # after the batch's referrals, which they refer to).
+            actions.extend(action_rows(referral_id, recorded))
         if not case.open:
             return None
         return _ToStart(referral_id, v, _start_referral(state, v.agency_type))
