@@ -56,7 +56,7 @@ from mset_platform.clock import Clock, utcnow
 from mset_platform.idempotency import body_hash, canonical
 from mset_platform.settings import authority_refusal
 from services.referral.domain import CLOSED_STAGES
-from services.referral.episode_records import EpisodeRecord
+from services.referral.episode_records import EpisodeRecord, episode_report_columns
 from services.referral.historic import RowRefused, historic_case, historic_episode
 from services.referral.report_facts import action_rows, state_columns, tool_columns
 from services.referral.store import CaseActionFact, MissingEpisode, Referral, Store
@@ -540,6 +540,7 @@ class HistoricImport:
                     reported_at=rep.reported_at,
                     report=canonical(rep),
                     created_at=self.clock(),
+                    **episode_report_columns(made.record or {}),
                 )
             )
             if made.record is not None:

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import DateTime, String
@@ -27,7 +27,6 @@ from mset_contract.types import UK
 from mset_contract.vocab import ExitReason, ExploitationType, Gender, PreMsetOutcome, RhiOutcome
 from mset_platform.db import UTCDateTime
 from services.referral import report_tables as tables
-from services.referral.episode_records import EpisodeRecord
 from services.referral.report_facts import (
     DECISION_BANDS,
     TIME_IN_MSET_BANDS,
@@ -181,12 +180,22 @@ def _episodes(authorities: Collection[str]) -> list[ColumnElement[bool]]:
     ]
 
 
+# The memory each sort or hash of a report's query may use on PostgreSQL (per operation).
+REPORT_WORK_MEM = "64MB"
+
+
 class ReportStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def _rows(self, q: Any) -> Sequence[Any]:
         with self.store.session() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                # A report sorts and hashes a whole year of a nation's episodes: in memory,
+                # not spilled to disk at the default 4 MB; and its queries are planned
+                # afresh each time, so compiling them (JIT) costs more than it saves.
+                s.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+                s.execute(text("SET LOCAL jit = off"))
             return s.execute(q).all()
 
     def referral_counts(
@@ -298,13 +307,11 @@ class ReportStore:
             select(
                 ep.reported_at.label("at"),
                 func.count().label("episodes"),
-                _count_if(EpisodeRecord.returned_at.is_not(None)).label("returned"),
+                _count_if(ep.report_returned_at.is_not(None)).label("returned"),
                 func.lag(ep.reported_at)
                 .over(partition_by=child, order_by=ep.reported_at)
                 .label("before"),
             )
-            .select_from(ep)
-            .outerjoin(EpisodeRecord, EpisodeRecord.episode_id == ep.id)
             .where(
                 *_episodes(authorities),
                 ep.reported_at >= since - REPEAT_WINDOW,
@@ -328,29 +335,27 @@ class ReportStore:
         )
         for m, count, returned, repeats in self._rows(q):
             n.episodes[m].update(episodes=count, returned=returned, repeat=repeats)
-        rec = EpisodeRecord
-        month = _month_of(rec.returned_at, since, until)
+        returned_at, offered_at = ep.report_returned_at, ep.report_rhi_offered_at
+        month = _month_of(returned_at, since, until)
         within = case(
             (
                 and_(
-                    rec.rhi_offered_at.is_not(None),
-                    rec.rhi_offered_at <= _shifted(rec.returned_at, RHI_WITHIN.total_seconds()),
+                    offered_at.is_not(None),
+                    offered_at <= _shifted(returned_at, RHI_WITHIN.total_seconds()),
                 ),
                 1,
             ),
             else_=0,
         )
         q = (
-            select(month, rec.rhi_outcome, within, func.count())
-            .select_from(rec)
-            .join(ep, ep.id == rec.episode_id)
+            select(month, ep.report_rhi_outcome, within, func.count())
             .where(
                 *_episodes(authorities),
                 ep.reported_at < until,
-                rec.returned_at >= since,
-                rec.returned_at < until,
+                returned_at >= since,
+                returned_at < until,
             )
-            .group_by(month, rec.rhi_outcome, within)
+            .group_by(month, ep.report_rhi_outcome, within)
         )
         for m, outcome, offered_72h, count in self._rows(q):
             tables.add_return(n, m, outcome, bool(offered_72h), count)
@@ -415,26 +420,22 @@ class ReportStore:
                 *_cases(authorities), Referral.exited_at >= since, Referral.exited_at < until
             )
         )
-        ep, rec = MissingEpisode, EpisodeRecord
+        ep = MissingEpisode
         (reported,) = self._rows(
-            select(func.count(), _count_if(rec.returned_at.is_(None)))
-            .select_from(ep)
-            .outerjoin(rec, rec.episode_id == ep.id)
-            .where(*_episodes(authorities), ep.reported_at >= since, ep.reported_at < until)
+            select(func.count(), _count_if(ep.report_returned_at.is_(None))).where(
+                *_episodes(authorities), ep.reported_at >= since, ep.reported_at < until
+            )
         )
         (returned,) = self._rows(
             select(
                 func.count(),
-                _count_if(rec.rhi_outcome.is_(None)),
-                _count_if(rec.rhi_outcome == RhiOutcome.not_offered.value),
-            )
-            .select_from(rec)
-            .join(ep, ep.id == rec.episode_id)
-            .where(
+                _count_if(ep.report_rhi_outcome.is_(None)),
+                _count_if(ep.report_rhi_outcome == RhiOutcome.not_offered.value),
+            ).where(
                 *_episodes(authorities),
                 ep.reported_at < until,
-                rec.returned_at >= since,
-                rec.returned_at < until,
+                ep.report_returned_at >= since,
+                ep.report_returned_at < until,
             )
         )
         return DataQualityCounts(

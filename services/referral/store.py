@@ -217,11 +217,19 @@ REFERRED_REPORT_COLUMNS = (
     "pre_mset_days",
 )
 EXITED_REPORT_COLUMNS = ("case_referral_id", "workflow_started", "exit_reason", "mset_days")
+# The actions report's way to the cases recorded in its period.
+UPDATED_REPORT_COLUMNS = ("id", "case_referral_id", "workflow_started")
 Index(
     "ix_referral_referrals_la_submitted",
     Referral.local_authority,
     Referral.submitted_at,
     postgresql_include=list(REFERRED_REPORT_COLUMNS),
+)
+Index(
+    "ix_referral_referrals_la_updated",
+    Referral.local_authority,
+    Referral.updated_at,
+    postgresql_include=list(UPDATED_REPORT_COLUMNS),
 )
 Index(
     "ix_referral_referrals_la_exited",
@@ -277,15 +285,38 @@ class MissingEpisode(Base):
     # What the police reported (may hold circumstances in free text): stays in this table.
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The return and interview as the episode's record holds them (episode_records.py),
+    # copied here when it is written so the reports count one table, not a join.
+    report_returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_rhi_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_rhi_outcome: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
-# The reports' way into the episodes: by authority and date reported, with what they count.
-EPISODE_REPORT_COLUMNS = ("workflow_started", "agency_child_ref", "agency_id", "id")
+# The reports' ways into the episodes: by authority and the date reported or returned, with
+# what they count.
+EPISODE_REPORT_COLUMNS = (
+    "workflow_started",
+    "agency_child_ref",
+    "agency_id",
+    "report_returned_at",
+)
+RETURN_REPORT_COLUMNS = (
+    "workflow_started",
+    "reported_at",
+    "report_rhi_offered_at",
+    "report_rhi_outcome",
+)
 Index(
     "ix_referral_missing_la_reported",
     MissingEpisode.local_authority,
     MissingEpisode.reported_at,
     postgresql_include=list(EPISODE_REPORT_COLUMNS),
+)
+Index(
+    "ix_referral_missing_la_returned",
+    MissingEpisode.local_authority,
+    MissingEpisode.report_returned_at,
+    postgresql_include=list(RETURN_REPORT_COLUMNS),
 )
 
 

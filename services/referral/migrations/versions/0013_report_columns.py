@@ -45,7 +45,19 @@ REFERRED_REPORT_COLUMNS = (
     "pre_mset_days",
 )
 EXITED_REPORT_COLUMNS = ("case_referral_id", "workflow_started", "exit_reason", "mset_days")
-EPISODE_REPORT_COLUMNS = ("workflow_started", "agency_child_ref", "agency_id", "id")
+EPISODE_REPORT_COLUMNS = (
+    "workflow_started",
+    "agency_child_ref",
+    "agency_id",
+    "report_returned_at",
+)
+RETURN_REPORT_COLUMNS = (
+    "workflow_started",
+    "reported_at",
+    "report_rhi_offered_at",
+    "report_rhi_outcome",
+)
+UPDATED_REPORT_COLUMNS = ("id", "case_referral_id", "workflow_started")
 
 COLUMNS: list[tuple[str, sa.types.TypeEngine[Any]]] = [
     ("report_gender", sa.String(40)),
@@ -82,7 +94,25 @@ def upgrade() -> None:
         sa.Column("ended_at_exit", sa.Boolean(), nullable=False),
     )
     op.create_index("ix_referral_case_actions_created_at", "referral_case_actions", ["created_at"])
+    with op.batch_alter_table("referral_missing_episodes", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("report_returned_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("report_rhi_offered_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("report_rhi_outcome", sa.String(40), nullable=True))
     _backfill()
+    # Each episode's return and interview, as its record holds them.
+    op.execute(
+        "UPDATE referral_missing_episodes SET "
+        "report_returned_at = (SELECT r.returned_at FROM referral_episode_records r "
+        "WHERE r.episode_id = referral_missing_episodes.id), "
+        "report_rhi_offered_at = (SELECT r.rhi_offered_at FROM referral_episode_records r "
+        "WHERE r.episode_id = referral_missing_episodes.id), "
+        "report_rhi_outcome = (SELECT r.rhi_outcome FROM referral_episode_records r "
+        "WHERE r.episode_id = referral_missing_episodes.id)"
+    )
     op.create_index(
         "ix_referral_referrals_la_submitted",
         "referral_referrals",
@@ -96,10 +126,22 @@ def upgrade() -> None:
         postgresql_include=list(EXITED_REPORT_COLUMNS),
     )
     op.create_index(
+        "ix_referral_referrals_la_updated",
+        "referral_referrals",
+        ["local_authority", "updated_at"],
+        postgresql_include=list(UPDATED_REPORT_COLUMNS),
+    )
+    op.create_index(
         "ix_referral_missing_la_reported",
         "referral_missing_episodes",
         ["local_authority", "reported_at"],
         postgresql_include=list(EPISODE_REPORT_COLUMNS),
+    )
+    op.create_index(
+        "ix_referral_missing_la_returned",
+        "referral_missing_episodes",
+        ["local_authority", "report_returned_at"],
+        postgresql_include=list(RETURN_REPORT_COLUMNS),
     )
 
 
@@ -171,7 +213,13 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_referral_missing_la_returned", "referral_missing_episodes")
     op.drop_index("ix_referral_missing_la_reported", "referral_missing_episodes")
+    with op.batch_alter_table("referral_missing_episodes", schema=None) as batch_op:
+        batch_op.drop_column("report_rhi_outcome")
+        batch_op.drop_column("report_rhi_offered_at")
+        batch_op.drop_column("report_returned_at")
+    op.drop_index("ix_referral_referrals_la_updated", "referral_referrals")
     op.drop_index("ix_referral_referrals_la_exited", "referral_referrals")
     op.drop_index("ix_referral_referrals_la_submitted", "referral_referrals")
     op.drop_index("ix_referral_case_actions_created_at", "referral_case_actions")
