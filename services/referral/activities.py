@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -47,6 +47,7 @@ from mset_contract.types import age_in_month, today_uk, turns_18_month
 from mset_contract.vocab import AgencyType, Recency, RiskLevel, Stage
 from services.referral.domain import CLOSED_STAGES
 from services.referral.entities import EntityStore
+from services.referral.report_facts import action_rows, state_columns, tool_columns
 from services.referral.store import Agency, MissingEpisode, Referral, Store
 
 
@@ -144,6 +145,11 @@ class ReferralActivities:
                 report = MissingReportCreate.model_validate(
                     episode.report, context={"stored": True}
                 )
+                tool = {
+                    "origin": ORIGIN_MISSING,
+                    "episode_id": str(episode.id),
+                    "child": report.child.model_dump(mode="json"),
+                }
                 row = Referral(
                     id=uuid.uuid4(),
                     agency_id=episode.agency_id,
@@ -154,13 +160,10 @@ class ReferralActivities:
                     referrer_level=RiskLevel.medium.value,
                     workflow_started=True,
                     origin=ORIGIN_MISSING,
-                    tool={
-                        "origin": ORIGIN_MISSING,
-                        "episode_id": str(episode.id),
-                        "child": report.child.model_dump(mode="json"),
-                    },
+                    tool=tool,
                     submitted_at=inp.at,
                     updated_at=inp.at,
+                    **tool_columns(tool, ORIGIN_MISSING, inp.at),
                 )
                 row.workflow_id = referral_workflow_id(row.id)
                 s.add(row)
@@ -191,13 +194,22 @@ class ReferralActivities:
         # number the workflow gave each, not by when they arrive; an older workflow's record
         # without a number is ordered by its time, and leaves the state alone.
         newer: ColumnElement[bool]
-        if inp.seq is not None and inp.state is not None:
-            values["state"] = inp.state.model_dump(mode="json")
+        state = inp.state.model_dump(mode="json") if inp.state is not None else None
+        if inp.seq is not None and state is not None:
+            values["state"] = state
             values["record_seq"] = inp.seq
             newer = or_(Referral.record_seq.is_(None), Referral.record_seq < inp.seq)
         else:
+            state = None
             newer = and_(Referral.record_seq.is_(None), Referral.updated_at <= inp.at)
         with self.store.session() as s:
+            if state is not None:
+                # The reports' columns move with the read model (report_facts.py).
+                submitted_at = s.scalar(
+                    select(Referral.submitted_at).where(Referral.id == inp.referral_id)
+                )
+                if submitted_at is not None:
+                    values.update(state_columns(state, submitted_at))
             result = s.execute(
                 update(Referral).where(Referral.id == inp.referral_id, newer).values(**values)
             )
@@ -205,6 +217,12 @@ class ReferralActivities:
             if updated and inp.state is not None:
                 # Actions aimed at a person or place show on the entity (ADR 0030).
                 EntityStore.record_actions(s, inp.referral_id, inp.state)
+            if updated and state is not None:
+                # In the update's transaction, under its row lock: the actions counted are
+                # always those of the state recorded.
+                self.store.replace_case_actions(
+                    s, inp.referral_id, action_rows(inp.referral_id, state)
+                )
         return RecordStageResult(updated=updated)
 
     @activity.defn(name=REFERRAL_RECORD_AUTHORITY_TOLD_ACTIVITY)

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Row, Select, String, Uuid, or_, select
+from sqlalchemy import Boolean, ForeignKey, Row, Select, String, Uuid, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
@@ -73,15 +73,35 @@ class EpisodeRecords:
                     row = s.get(EpisodeRecord, inp.episode_id, with_for_update=True)
                     if row is None:
                         s.add(EpisodeRecord(episode_id=inp.episode_id, **values))
+                        _for_reports(s, inp.episode_id, values)
                         return RecordEpisodeResult(updated=True)
                     if row.recorded_at > inp.at:
                         return RecordEpisodeResult(updated=False)  # a newer record is kept
                     for k, v in values.items():
                         setattr(row, k, v)
+                    _for_reports(s, inp.episode_id, values)
                     return RecordEpisodeResult(updated=True)
             except IntegrityError:
                 continue
         return RecordEpisodeResult(updated=False)
+
+
+def episode_report_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The report columns of an episode (``MissingEpisode.report_*``) from its record."""
+    return {
+        "report_returned_at": record.get("returned_at"),
+        "report_rhi_offered_at": record.get("rhi_offered_at"),
+        "report_rhi_outcome": record.get("rhi_outcome"),
+    }
+
+
+def _for_reports(s: Session, episode_id: uuid.UUID, values: dict[str, Any]) -> None:
+    # In the record's transaction, under its lock: the copy is always the record kept.
+    s.execute(
+        update(MissingEpisode)
+        .where(MissingEpisode.id == episode_id)
+        .values(**episode_report_columns(values))
+    )
 
 
 # Returned children awaiting their interview, the one due soonest first. Only rows with a

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,9 +58,10 @@ from mset_platform.settings import authority_refusal
 from services.referral.child_identity import IdentityStore, has_identity, without_identity
 from services.referral.domain import CLOSED_STAGES
 from services.referral.entities import without_entities
-from services.referral.episode_records import EpisodeRecord
+from services.referral.episode_records import EpisodeRecord, episode_report_columns
 from services.referral.historic import RowRefused, historic_case, historic_episode
-from services.referral.store import MissingEpisode, Referral, Store
+from services.referral.report_facts import action_rows, state_columns, tool_columns
+from services.referral.store import CaseActionFact, MissingEpisode, Referral, Store
 
 Format = Literal["jsonl", "csv"]
 Row = ImportReferral | ImportMissingEpisode
@@ -344,6 +345,7 @@ class HistoricImport:
             owners = self._known_agencies(s, batch)
             cases = self._known_cases(s, batch)
             open_children: set[tuple[uuid.UUID, str, str]] = set()
+            actions: list[dict[str, Any]] = []
             for v in batch:
                 try:
                     done = earlier.get((v.row.kind, v.agency_id, v.row.partner_reference))
@@ -360,7 +362,7 @@ class HistoricImport:
                             starts.append(self._held(s, row_id, v))
                         continue
                     if isinstance(v.row, ImportReferral):
-                        start = self._referral(s, v, owners, open_children, dry_run)
+                        start = self._referral(s, v, owners, open_children, actions, dry_run)
                     else:
                         start = self._episode(s, v, cases, dry_run)
                     if start is None:
@@ -371,6 +373,9 @@ class HistoricImport:
                     rejected.append(Rejection(v.line, exc.field, exc.reason))
             if dry_run:
                 s.rollback()
+            elif actions:
+                s.flush()
+                s.execute(insert(CaseActionFact), actions)
         summary.loaded += counts["loaded"]
         summary.skipped += counts["skipped"]
         summary.rejected += rejected
@@ -447,6 +452,7 @@ class HistoricImport:
         v: _Valid,
         owners: set[uuid.UUID],
         open_children: set[tuple[uuid.UUID, str, str]],
+        actions: list[dict[str, Any]],
         dry_run: bool,
     ) -> _ToStart | None:
         row = v.row
@@ -475,6 +481,10 @@ class HistoricImport:
             open_children.add(who)
         state = case.state
         if not dry_run:
+            # The identity is held sealed, apart (ADR 0028); an import makes no entities (ADR
+            # 0030): who and where are not kept.
+            stored_tool = without_entities(without_identity(canonical(row.tool)))
+            recorded = state.model_dump(mode="json")
             s.add(
                 Referral(
                     id=referral_id,
@@ -490,18 +500,18 @@ class HistoricImport:
                     open_actions=sum(1 for a in state.actions if a.open),
                     exit_reason=state.exit.reason.value if state.exit else None,
                     next_deadline=state.next_deadline,
-                    state=state.model_dump(mode="json"),
+                    state=recorded,
                     record_seq=0,
                     workflow_id=referral_workflow_id(referral_id),
                     # A closed case is a record, delivered as it is; an open one once its
                     # workflow has it.
                     workflow_started=not case.open,
                     origin="tool",
-                    # The identity is held sealed, apart (ADR 0028); an import makes no
-                    # entities (ADR 0030): who and where are not kept.
-                    tool=without_entities(without_identity(canonical(row.tool))),
+                    tool=stored_tool,
                     submitted_at=row.submitted_at,
                     updated_at=case.last_event_at,
+                    **tool_columns(stored_tool, "tool", row.submitted_at),
+                    **state_columns(recorded, row.submitted_at),
                 )
             )
             if self.identities is not None and has_identity(row.tool):
@@ -509,6 +519,9 @@ class HistoricImport:
                 self.identities.seal_and_link(
                     s, referral_id, child.local_authority, row.tool, row.submitted_at
                 )
+            # The case's actions for the reports, as its workflow would record them (written
+            # after the batch's referrals, which they refer to).
+            actions.extend(action_rows(referral_id, recorded))
         if not case.open:
             return None
         return _ToStart(referral_id, v, _start_referral(state, v.agency_type))
@@ -547,6 +560,7 @@ class HistoricImport:
                     reported_at=rep.reported_at,
                     report=canonical(rep),
                     created_at=self.clock(),
+                    **episode_report_columns(made.record or {}),
                 )
             )
             if made.record is not None:

@@ -54,6 +54,7 @@ from services.referral.domain import (
 from services.referral.entities import EntityStore, mentions_of, without_entities
 from services.referral.ledger import Ledger
 from services.referral.policy import REFERRAL_READ, REFERRAL_SUBMIT, Facts, check, require
+from services.referral.report_facts import tool_columns
 from services.referral.store import Referral, Store
 
 
@@ -180,6 +181,7 @@ class Intake:
                     tool=without_entities(without_identity(canonical(tool))),
                     submitted_at=now,
                     updated_at=now,
+                    **tool_columns(canonical(tool), "tool", now),
                 )
                 s.add(row)
                 if self.identities is not None and has_identity(tool):

@@ -1,7 +1,12 @@
-"""The report tables, made from the facts ``report_store`` returns: plain logic, no database
-or web code. Every table is a ``mset_contract.reports.Table``, whose validator refuses one
-that does not reconcile; these functions count each record once, in one row ("not recorded"
-is a row), so what they build always does.
+"""The report tables, made from counts: plain logic, no database or web code.
+
+Each report's counts (``ReferralCounts``, ``PreMsetCounts``...) are what the referral
+service's tables answer to a ``GROUP BY`` (``report_store``); the same counts are made here
+from records (``CaseFacts``, ``EpisodeFacts``: ``count_referrals`` and the like) for a caller
+that has records rather than a database, so one set of rules decides what counts where, and
+one builder makes each table from its counts. Every table is a
+``mset_contract.reports.Table``, whose validator refuses one that does not reconcile; each
+record is counted once, in one row ("not recorded" is a row), so what these build always does.
 
 Periods are half-open, [since, until). Months are calendar months in England. Where a record
 has moved on since the period ended (a decision made after it), the report counts it as it is
@@ -12,7 +17,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from mset_contract.referral_workflow import CaseAction
@@ -30,42 +36,60 @@ from mset_contract.vocab import (
     RhiOutcome,
     RiskLevel,
 )
-from services.referral.report_store import CaseFacts, EpisodeFacts
+from services.referral.report_facts import (
+    AGE_GROUPS,
+    DECISION_BANDS,
+    TIME_IN_MSET_BANDS,
+    CaseFacts,
+    EpisodeFacts,
+)
+from services.referral.report_facts import band as _band
 
 NOT_RECORDED = "not recorded"
+NONE_RECORDED = "none recorded"
+AWAITING = "awaiting decision"
 LEVELS = [lv.value for lv in RiskLevel]
 RHI_WITHIN = timedelta(hours=72)
 REPEAT_WINDOW = timedelta(days=90)
 
-# Age at referral, in whole years on the day the referral was made.
-AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
-    ("under 12", 0, 11),
-    ("12 to 13", 12, 13),
-    ("14 to 15", 14, 15),
-    ("16 to 17", 16, 17),
-    ("18 and over", 18, 200),
-)
-# Days from referral to the Pre-MSET decision.
-DECISION_BANDS: tuple[tuple[str, int, int], ...] = (
-    ("0 to 7 days", 0, 7),
-    ("8 to 14 days", 8, 14),
-    ("15 to 31 days", 15, 31),
-    ("32 to 62 days", 32, 62),
-    ("63 days and over", 63, 1_000_000),
-)
-# Days in MSET, from the decision that the case met the criteria (or the referral) to exit.
-TIME_IN_MSET_BANDS: tuple[tuple[str, int, int], ...] = (
-    ("under 3 months", 0, 90),
-    ("3 to 6 months", 91, 182),
-    ("6 to 12 months", 183, 364),
-    ("12 months and over", 365, 1_000_000),
-)
+# How many records have each value (None: not recorded).
+Tally = Counter[str | None]
 
 
-def _band(value: int | None, bands: Sequence[tuple[str, int, int]]) -> str | None:
-    if value is None:
-        return None
-    return next((label for label, lo, hi in bands if lo <= value <= hi), None)
+def counted_from(
+    key: str,
+    title: str,
+    row_header: str,
+    columns: Sequence[tuple[str, str, Tally]],
+    order: Sequence[str],
+    *,
+    unknown: str = NOT_RECORDED,
+    notes: Sequence[str] = (),
+) -> Table:
+    """A breakdown: each column's tally of its records by the row each falls in (None: the
+    ``unknown`` row), every row of ``order`` shown, others found after them; each column's
+    total is its number of records, and each row's share of it is a percentage."""
+    counts: dict[str, Counter[str]] = {}
+    for c, _, tally in columns:
+        cnt: Counter[str] = Counter()
+        for v, n in tally.items():
+            if n:
+                cnt[unknown if v is None else v] += n
+        counts[c] = cnt
+    found = sorted({v for cnt in counts.values() for v in cnt} - {*order, unknown})
+    labels = [*order, *found]
+    if any(cnt[unknown] for cnt in counts.values()):
+        labels.append(unknown)
+    return Table(
+        key=key,
+        title=title,
+        row_header=row_header,
+        columns=[Column(key=c, label=lab) for c, lab, _ in columns],
+        rows=[Row(label=lab, counts={c: counts[c][lab] for c, _, _ in columns}) for lab in labels],
+        total=Row(label="total", counts={c: sum(counts[c].values()) for c, _, _ in columns}),
+        ratios=[Ratio(key=f"{c}_share", label=f"% of {lab}", numerator=c) for c, lab, _ in columns],
+        notes=list(notes),
+    )
 
 
 def counted(
@@ -78,78 +102,93 @@ def counted(
     unknown: str = NOT_RECORDED,
     notes: Sequence[str] = (),
 ) -> Table:
-    """A breakdown: each column counts its records by the row each falls in (None: the
-    ``unknown`` row), every row of ``order`` shown, others found after them; each column's
-    total is its number of records, and each row's share of it is a percentage."""
-    counts = {c: Counter(unknown if v is None else v for v in vals) for c, _, vals in columns}
-    found = sorted({v for cnt in counts.values() for v in cnt} - {*order, unknown})
-    labels = [*order, *found]
-    if any(cnt[unknown] for cnt in counts.values()):
-        labels.append(unknown)
-    return Table(
-        key=key,
-        title=title,
-        row_header=row_header,
-        columns=[Column(key=c, label=lab) for c, lab, _ in columns],
-        rows=[Row(label=lab, counts={c: counts[c][lab] for c, _, _ in columns}) for lab in labels],
-        total=Row(label="total", counts={c: len(vals) for c, _, vals in columns}),
-        ratios=[Ratio(key=f"{c}_share", label=f"% of {lab}", numerator=c) for c, lab, _ in columns],
-        notes=list(notes),
+    """``counted_from`` of each column's values, one a record."""
+    return counted_from(
+        key,
+        title,
+        row_header,
+        [(c, lab, Counter(vals)) for c, lab, vals in columns],
+        order,
+        unknown=unknown,
+        notes=notes,
     )
 
 
-def counted_many(
+def counted_many_from(
     key: str,
     title: str,
     row_header: str,
-    columns: Sequence[tuple[str, str, Sequence[Iterable[str]]]],
+    columns: Sequence[tuple[str, str, Counter[str], int]],
     order: Sequence[str],
     *,
-    none: str = "none recorded",
+    none: str = NONE_RECORDED,
 ) -> Table:
     """A breakdown where a record may be in several rows (not additive): each row counts the
-    records that have it; the total is the number of records."""
-    counts: dict[str, Counter[str]] = {}
-    for c, _, vals in columns:
-        cnt: Counter[str] = Counter()
-        for v in vals:
-            got = set(v)
-            cnt.update(got or {none})
-        counts[c] = cnt
-    found = sorted({v for cnt in counts.values() for v in cnt} - {*order, none})
+    records that have it (``none``: those with none); the total is the number of records."""
+    found = sorted({v for _, _, cnt, _ in columns for v, n in cnt.items() if n} - {*order, none})
     labels = [*order, *found, none]
     return Table(
         key=key,
         title=title,
         row_header=row_header,
-        columns=[Column(key=c, label=lab) for c, lab, _ in columns],
-        rows=[Row(label=lab, counts={c: counts[c][lab] for c, _, _ in columns}) for lab in labels],
-        total=Row(label="total", counts={c: len(vals) for c, _, vals in columns}),
+        columns=[Column(key=c, label=lab) for c, lab, _, _ in columns],
+        rows=[Row(label=lab, counts={c: cnt[lab] for c, _, cnt, _ in columns}) for lab in labels],
+        total=Row(label="total", counts={c: n for c, _, _, n in columns}),
         additive=False,
-        ratios=[Ratio(key=f"{c}_share", label=f"% of {lab}", numerator=c) for c, lab, _ in columns],
+        ratios=[
+            Ratio(key=f"{c}_share", label=f"% of {lab}", numerator=c) for c, lab, _, _ in columns
+        ],
         notes=["A record may have several: the rows add up to more than the total."],
     )
+
+
+def _many(values: Iterable[Iterable[str]], none: str = NONE_RECORDED) -> tuple[Counter[str], int]:
+    cnt: Counter[str] = Counter()
+    n = 0
+    for v in values:
+        n += 1
+        cnt.update(set(v) or {none})
+    return cnt, n
 
 
 # --- referrals -------------------------------------------------------------------------------
 
 
+@dataclass
+class ReferralCounts:
+    agency_type: Tally = field(default_factory=Counter)
+    suggested: Tally = field(default_factory=Counter)
+    referrer: Tally = field(default_factory=Counter)
+
+
+def count_referrals(cases: Sequence[CaseFacts]) -> ReferralCounts:
+    return ReferralCounts(
+        agency_type=Counter(c.agency_type for c in cases),
+        suggested=Counter(c.suggested_level for c in cases),
+        referrer=Counter(c.referrer_level for c in cases),
+    )
+
+
 def referrals_tables(cases: Sequence[CaseFacts]) -> list[Table]:
+    return referrals_tables_from(count_referrals(cases))
+
+
+def referrals_tables_from(n: ReferralCounts) -> list[Table]:
     return [
-        counted(
+        counted_from(
             "by_agency_type",
             "Referrals by referring agency type",
             "referring agency type",
-            [("referrals", "referrals", [c.agency_type for c in cases])],
+            [("referrals", "referrals", n.agency_type)],
             [t.value for t in AgencyType],
         ),
-        counted(
+        counted_from(
             "risk_at_referral",
             "Risk level at referral: the rules' suggestion and the referrer's own",
             "risk level",
             [
-                ("suggested", "suggested by the rules", [c.suggested_level for c in cases]),
-                ("referrer", "the referrer's own", [c.referrer_level for c in cases]),
+                ("suggested", "suggested by the rules", n.suggested),
+                ("referrer", "the referrer's own", n.referrer),
             ],
             LEVELS,
             notes=[
@@ -162,20 +201,63 @@ def referrals_tables(cases: Sequence[CaseFacts]) -> list[Table]:
 
 # --- Pre-MSET --------------------------------------------------------------------------------
 
-AWAITING = "awaiting decision"
+
+@dataclass
+class PreMsetCounts:
+    # By the latest decision's outcome (AWAITING: none yet).
+    outcome: Tally = field(default_factory=Counter)
+    # By the referrer's level (NOT_RECORDED when not a level): referrals, decided, met_criteria.
+    by_level: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # Those that met the criteria, by the level the panel agreed.
+    met_by_level: Tally = field(default_factory=Counter)
+    # By band of days from referral to a decision met or not met (None: awaiting).
+    time_to_decision: Tally = field(default_factory=Counter)
+
+
+def add_pre_mset(
+    n: PreMsetCounts,
+    referrer_level: str,
+    outcome: str | None,
+    agreed_level: str | None,
+    decision_band: str | None,
+    count: int = 1,
+) -> None:
+    """Count ``count`` referrals of the referrer's level whose latest decision (if any) had
+    ``outcome`` at ``agreed_level``, its days from the referral in ``decision_band``."""
+    n.outcome[outcome if outcome is not None else AWAITING] += count
+    row = n.by_level[referrer_level if referrer_level in LEVELS else NOT_RECORDED]
+    row["referrals"] += count
+    decided = outcome is not None and outcome != PreMsetOutcome.more_information.value
+    if decided:
+        row["decided"] += count
+    if outcome == PreMsetOutcome.meets_criteria.value:
+        row["met_criteria"] += count
+        n.met_by_level[agreed_level] += count
+    n.time_to_decision[decision_band if decided else None] += count
+
+
+def count_pre_mset(cases: Sequence[CaseFacts]) -> PreMsetCounts:
+    n = PreMsetCounts()
+    for c in cases:
+        p = c.pre_mset
+        add_pre_mset(
+            n,
+            c.referrer_level,
+            p.outcome.value if p else None,
+            p.level.value if p else None,
+            _band((today_uk(p.decided_at) - today_uk(c.submitted_at)).days, DECISION_BANDS)
+            if p
+            else None,
+        )
+    return n
 
 
 def pre_mset_tables(cases: Sequence[CaseFacts]) -> list[Table]:
-    outcome = [c.pre_mset.outcome.value if c.pre_mset else AWAITING for c in cases]
-    met = [c for c in cases if c.pre_mset and c.pre_mset.outcome is PreMsetOutcome.meets_criteria]
-    by_level: dict[str, Counter[str]] = defaultdict(Counter)
-    for c in cases:
-        row = c.referrer_level if c.referrer_level in LEVELS else NOT_RECORDED
-        by_level[row]["referrals"] += 1
-        if c.pre_mset is not None and c.pre_mset.outcome is not PreMsetOutcome.more_information:
-            by_level[row]["decided"] += 1
-        if c.pre_mset is not None and c.pre_mset.outcome is PreMsetOutcome.meets_criteria:
-            by_level[row]["met_criteria"] += 1
+    return pre_mset_tables_from(count_pre_mset(cases))
+
+
+def pre_mset_tables_from(n: PreMsetCounts) -> list[Table]:
+    by_level = n.by_level
     cols = ("referrals", "decided", "met_criteria")
     labels = [*LEVELS, *([NOT_RECORDED] if by_level.get(NOT_RECORDED) else [])]
     conversion = Table(
@@ -187,8 +269,14 @@ def pre_mset_tables(cases: Sequence[CaseFacts]) -> list[Table]:
             Column(key="decided", label="decided (met or not met)"),
             Column(key="met_criteria", label="met the criteria for MSET"),
         ],
-        rows=[Row(label=lab, counts={k: by_level[lab][k] for k in cols}) for lab in labels],
-        total=Row(label="total", counts={k: sum(by_level[lab][k] for lab in labels) for k in cols}),
+        rows=[
+            Row(label=lab, counts={k: by_level.get(lab, Counter())[k] for k in cols})
+            for lab in labels
+        ],
+        total=Row(
+            label="total",
+            counts={k: sum(by_level.get(lab, Counter())[k] for lab in labels) for k in cols},
+        ),
         ratios=[
             Ratio(
                 key="conversion",
@@ -208,39 +296,27 @@ def pre_mset_tables(cases: Sequence[CaseFacts]) -> list[Table]:
             Bound(lesser="met_criteria", greater="decided"),
         ],
     )
-    days = [
-        (today_uk(c.pre_mset.decided_at) - today_uk(c.submitted_at)).days
-        if c.pre_mset and c.pre_mset.outcome is not PreMsetOutcome.more_information
-        else None
-        for c in cases
-    ]
     return [
-        counted(
+        counted_from(
             "outcomes",
             "Pre-MSET outcomes of the period's referrals",
             "outcome",
-            [("referrals", "referrals", outcome)],
+            [("referrals", "referrals", n.outcome)],
             [o.value for o in PreMsetOutcome],
         ),
         conversion,
-        counted(
+        counted_from(
             "met_by_level",
             "Met the criteria for MSET, by the level the Pre-MSET panel agreed",
             "level agreed at Pre-MSET",
-            [
-                (
-                    "met_criteria",
-                    "met the criteria",
-                    [c.pre_mset.level.value for c in met if c.pre_mset],
-                )
-            ],
+            [("met_criteria", "met the criteria", n.met_by_level)],
             LEVELS,
         ),
-        counted(
+        counted_from(
             "time_to_decision",
             "Time from referral to the Pre-MSET decision (met or not met)",
             "days from referral",
-            [("referrals", "referrals", [_band(d, DECISION_BANDS) for d in days])],
+            [("referrals", "referrals", n.time_to_decision)],
             [b[0] for b in DECISION_BANDS],
             unknown=AWAITING,
             notes=["A case waiting for more information is counted as awaiting decision."],
@@ -250,53 +326,75 @@ def pre_mset_tables(cases: Sequence[CaseFacts]) -> list[Table]:
 
 # --- the profile: the Pre-MSET cohort beside the MSET cohort --------------------------------
 
+# The profile's breakdowns: (key, title, row header, rows always shown).
+PROFILE: tuple[tuple[str, str, str, list[str]], ...] = (
+    ("gender", "Gender", "gender", [g.value for g in Gender]),
+    ("age_group", "Age at referral", "age group", [a[0] for a in AGE_GROUPS]),
+    ("legal_status", "Legal status", "legal status", [s.value for s in LegalStatus]),
+    ("area_of_residence", "Area of residence", "area", []),
+    ("ethnicity", "Ethnicity", "ethnicity", []),
+)
+COHORTS = (("pre_mset", "Pre-MSET cohort"), ("mset", "MSET cohort"))
+
+
+@dataclass
+class ProfileCounts:
+    # cohort ("pre_mset": the period's referrals; "mset": those that met the criteria) →
+    # breakdown (PROFILE's keys) → value → referrals.
+    cohorts: dict[str, dict[str, Tally]] = field(
+        default_factory=lambda: {c: defaultdict(Counter) for c, _ in COHORTS}
+    )
+    # cohort → exploitation type (NONE_RECORDED: none) → referrals that have it.
+    exploitation: dict[str, Counter[str]] = field(
+        default_factory=lambda: {c: Counter() for c, _ in COHORTS}
+    )
+    size: Counter[str] = field(default_factory=Counter)
+
+
+def _profile_values(c: CaseFacts) -> dict[str, str | None]:
+    return {
+        "gender": c.gender,
+        "age_group": _band(c.age_at_referral, AGE_GROUPS),
+        "legal_status": c.legal_status,
+        "area_of_residence": c.area_of_residence.strip() if c.area_of_residence else None,
+        "ethnicity": c.ethnicity.strip() if c.ethnicity else None,
+    }
+
+
+def count_profile(cases: Sequence[CaseFacts]) -> ProfileCounts:
+    n = ProfileCounts()
+    for c in cases:
+        met = c.pre_mset is not None and c.pre_mset.outcome is PreMsetOutcome.meets_criteria
+        values = _profile_values(c)
+        for cohort in ("pre_mset", "mset") if met else ("pre_mset",):
+            for k, v in values.items():
+                n.cohorts[cohort][k][v] += 1
+            n.exploitation[cohort].update(set(c.exploitation_types) or {NONE_RECORDED})
+            n.size[cohort] += 1
+    return n
+
 
 def profile_tables(cases: Sequence[CaseFacts]) -> list[Table]:
-    mset = [c for c in cases if c.pre_mset and c.pre_mset.outcome is PreMsetOutcome.meets_criteria]
+    return profile_tables_from(count_profile(cases))
 
-    def both(
-        key: str, title: str, header: str, of: Callable[[CaseFacts], str | None], order: list[str]
-    ) -> Table:
-        return counted(
-            key,
-            title,
-            header,
-            [
-                ("pre_mset", "Pre-MSET cohort", [of(c) for c in cases]),
-                ("mset", "MSET cohort", [of(c) for c in mset]),
-            ],
-            order,
-        )
 
-    def age(c: CaseFacts) -> str | None:
-        return _band(c.age_at_referral, AGE_GROUPS)
-
-    def area(c: CaseFacts) -> str | None:
-        return c.area_of_residence.strip() if c.area_of_residence else None
-
-    def ethnicity(c: CaseFacts) -> str | None:
-        return c.ethnicity.strip() if c.ethnicity else None
-
+def profile_tables_from(n: ProfileCounts) -> list[Table]:
     return [
-        both("gender", "Gender", "gender", lambda c: c.gender, [g.value for g in Gender]),
-        both("age_group", "Age at referral", "age group", age, [a[0] for a in AGE_GROUPS]),
-        both(
-            "legal_status",
-            "Legal status",
-            "legal status",
-            lambda c: c.legal_status,
-            [s.value for s in LegalStatus],
+        *(
+            counted_from(
+                key,
+                title,
+                header,
+                [(c, lab, n.cohorts[c].get(key, Counter())) for c, lab in COHORTS],
+                order,
+            )
+            for key, title, header, order in PROFILE
         ),
-        both("area_of_residence", "Area of residence", "area", area, []),
-        both("ethnicity", "Ethnicity", "ethnicity", ethnicity, []),
-        counted_many(
+        counted_many_from(
             "exploitation_types",
             "Exploitation types",
             "exploitation type",
-            [
-                ("pre_mset", "Pre-MSET cohort", [c.exploitation_types for c in cases]),
-                ("mset", "MSET cohort", [c.exploitation_types for c in mset]),
-            ],
+            [(c, lab, n.exploitation[c], n.size[c]) for c, lab in COHORTS],
             [t.value for t in ExploitationType],
         ),
     ]
@@ -305,28 +403,43 @@ def profile_tables(cases: Sequence[CaseFacts]) -> list[Table]:
 # --- exits -----------------------------------------------------------------------------------
 
 
-def exits_tables(cases: Sequence[CaseFacts], since: datetime, until: datetime) -> list[Table]:
-    exited = [c for c in cases if c.exit is not None and since <= c.exit.exited_at < until]
+@dataclass
+class ExitCounts:
+    reason: Tally = field(default_factory=Counter)
+    time_in_mset: Tally = field(default_factory=Counter)
 
-    def days_in(c: CaseFacts) -> int | None:
-        assert c.exit is not None
+
+def count_exits(cases: Sequence[CaseFacts], since: datetime, until: datetime) -> ExitCounts:
+    n = ExitCounts()
+    for c in cases:
+        if c.exit is None or not since <= c.exit.exited_at < until:
+            continue
         p = c.pre_mset
         start = p.decided_at if p and p.outcome is PreMsetOutcome.meets_criteria else None
-        return (today_uk(c.exit.exited_at) - today_uk(start or c.submitted_at)).days
+        days = (today_uk(c.exit.exited_at) - today_uk(start or c.submitted_at)).days
+        n.reason[c.exit.reason.value] += 1
+        n.time_in_mset[_band(days, TIME_IN_MSET_BANDS)] += 1
+    return n
 
+
+def exits_tables(cases: Sequence[CaseFacts], since: datetime, until: datetime) -> list[Table]:
+    return exits_tables_from(count_exits(cases, since, until))
+
+
+def exits_tables_from(n: ExitCounts) -> list[Table]:
     return [
-        counted(
+        counted_from(
             "by_reason",
             "Exits from MSET by reason",
             "exit reason",
-            [("exits", "exits", [c.exit.reason.value for c in exited if c.exit])],
+            [("exits", "exits", n.reason)],
             [r.value for r in ExitReason],
         ),
-        counted(
+        counted_from(
             "time_in_mset",
             "Time in MSET at exit",
             "time in MSET",
-            [("exits", "exits", [_band(days_in(c), TIME_IN_MSET_BANDS) for c in exited])],
+            [("exits", "exits", n.time_in_mset)],
             [b[0] for b in TIME_IN_MSET_BANDS],
             notes=[
                 "From the Pre-MSET decision that the case met the criteria (for a case "
@@ -374,14 +487,38 @@ RHI_OUTCOME_COLUMN = {
 }
 
 
-def missing_tables(
+@dataclass
+class MissingCounts:
+    # Month reported ("YYYY-MM") → episodes, returned, repeat.
+    episodes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # Month of return → RHI_COLUMNS.
+    rhi: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+def add_return(
+    n: MissingCounts, month: str, outcome: str | None, offered_72h: bool, count: int = 1
+) -> None:
+    """Count ``count`` returns in ``month`` whose interview had ``outcome``."""
+    row = n.rhi[month]
+    row["referred"] += count
+    if outcome is None:
+        row["awaiting_outcome"] += count
+    elif outcome == RhiOutcome.not_offered.value:
+        row["not_offered"] += count
+    else:
+        row[RHI_OUTCOME_COLUMN[outcome]] += count
+        row["offered"] += count
+        if offered_72h:
+            row["offered_72h"] += count
+
+
+def count_missing(
     episodes: Sequence[EpisodeFacts],
     before: Sequence[tuple[tuple[uuid.UUID, str], datetime]],
     since: datetime,
     until: datetime,
-    rhi_target_percent: float,
-) -> list[Table]:
-    labels = [m.strftime("%Y-%m") for m in months(since, until)]
+) -> MissingCounts:
+    n = MissingCounts()
     # Repeat missing: an episode of a child with another episode in the 90 days before it.
     history: dict[tuple[uuid.UUID, str], list[datetime]] = defaultdict(list)
     for child, at in before:
@@ -389,14 +526,42 @@ def missing_tables(
     reported = [e for e in episodes if since <= e.reported_at < until]
     for e in reported:
         history[e.child].append(e.reported_at)
-    ep: dict[str, Counter[str]] = defaultdict(Counter)
     for e in reported:
-        row = ep[_month(e.reported_at)]
+        row = n.episodes[_month(e.reported_at)]
         row["episodes"] += 1
         if any(e.reported_at - REPEAT_WINDOW <= t < e.reported_at for t in history[e.child]):
             row["repeat"] += 1
         if e.returned_at is not None:
             row["returned"] += 1
+    for e in episodes:
+        if e.returned_at is None or not since <= e.returned_at < until:
+            continue
+        add_return(
+            n,
+            _month(e.returned_at),
+            e.rhi_outcome,
+            e.rhi_offered_at is not None and e.rhi_offered_at - e.returned_at <= RHI_WITHIN,
+        )
+    return n
+
+
+def missing_tables(
+    episodes: Sequence[EpisodeFacts],
+    before: Sequence[tuple[tuple[uuid.UUID, str], datetime]],
+    since: datetime,
+    until: datetime,
+    rhi_target_percent: float,
+) -> list[Table]:
+    return missing_tables_from(
+        count_missing(episodes, before, since, until), since, until, rhi_target_percent
+    )
+
+
+def missing_tables_from(
+    n: MissingCounts, since: datetime, until: datetime, rhi_target_percent: float
+) -> list[Table]:
+    labels = [m.strftime("%Y-%m") for m in months(since, until)]
+    ep = {m: n.episodes.get(m, Counter()) for m in labels}
     ep_cols = ("episodes", "returned", "repeat")
     episodes_table = Table(
         key="episodes_by_month",
@@ -415,22 +580,7 @@ def missing_tables(
             Bound(lesser="repeat", greater="episodes"),
         ],
     )
-    rhi: dict[str, Counter[str]] = defaultdict(Counter)
-    for e in episodes:
-        if e.returned_at is None or not since <= e.returned_at < until:
-            continue
-        row = rhi[_month(e.returned_at)]
-        row["referred"] += 1
-        outcome = e.rhi_outcome
-        if outcome is None:
-            row["awaiting_outcome"] += 1
-        elif outcome == RhiOutcome.not_offered.value:
-            row["not_offered"] += 1
-        else:
-            row[RHI_OUTCOME_COLUMN[outcome]] += 1
-            row["offered"] += 1
-            if e.rhi_offered_at is not None and e.rhi_offered_at - e.returned_at <= RHI_WITHIN:
-                row["offered_72h"] += 1
+    rhi = {m: n.rhi.get(m, Counter()) for m in labels}
     keys = [k for k, _ in RHI_COLUMNS]
     rhi_table = Table(
         key="rhi_by_month",
@@ -490,6 +640,7 @@ ACTION_COLUMNS = (
     ("ended_at_exit", "closed or carried on at the case's exit"),
     ("overdue", "overdue (completed late or open past due)"),
 )
+ACTION_BREAKDOWNS = ("aim", "target", "owner")
 
 
 def action_status(a: CaseAction, as_at: datetime) -> str:
@@ -500,6 +651,49 @@ def action_status(a: CaseAction, as_at: datetime) -> str:
     return "open_overdue" if a.due_at < as_at else "open_not_due"
 
 
+@dataclass
+class ActionCounts:
+    # Breakdown (ACTION_BREAKDOWNS) → row (an aim, a target, an owning agency's name) →
+    # ACTION_COLUMNS.
+    by: dict[str, dict[str, Counter[str]]] = field(
+        default_factory=lambda: {b: defaultdict(Counter) for b in ACTION_BREAKDOWNS}
+    )
+
+
+def add_actions(
+    n: ActionCounts, aim: str, target: str, owner: str, status: str, count: int = 1
+) -> None:
+    """Count ``count`` actions of ``aim``, ``target`` and ``owner`` whose status is
+    ``status`` (one of ACTION_COLUMNS' parts of "actions")."""
+    for b, label in (("aim", aim), ("target", target), ("owner", owner)):
+        row = n.by[b][label]
+        row["actions"] += count
+        row[status] += count
+        if status in ("completed_late", "open_overdue"):
+            row["overdue"] += count
+
+
+def count_actions(
+    cases: Sequence[CaseFacts],
+    since: datetime,
+    until: datetime,
+    as_at: datetime,
+    agency_names: dict[uuid.UUID, str],
+) -> ActionCounts:
+    n = ActionCounts()
+    for c in cases:
+        for a in c.actions:
+            if since <= a.created_at < until:
+                add_actions(
+                    n,
+                    a.aim.value,
+                    a.target.value,
+                    agency_names.get(a.owner_agency_id, NOT_RECORDED),
+                    action_status(a, as_at),
+                )
+    return n
+
+
 def actions_tables(
     cases: Sequence[CaseFacts],
     since: datetime,
@@ -507,28 +701,23 @@ def actions_tables(
     as_at: datetime,
     agency_names: dict[uuid.UUID, str],
 ) -> list[Table]:
-    actions = [a for c in cases for a in c.actions if since <= a.created_at < until]
+    return actions_tables_from(count_actions(cases, since, until, as_at, agency_names), as_at)
+
+
+def actions_tables_from(n: ActionCounts, as_at: datetime) -> list[Table]:
     keys = [k for k, _ in ACTION_COLUMNS]
 
-    def table(
-        key: str, title: str, header: str, of: Callable[[CaseAction], str], order: Sequence[str]
-    ) -> Table:
-        rows: dict[str, Counter[str]] = defaultdict(Counter)
-        for a in actions:
-            status = action_status(a, as_at)
-            row = rows[of(a)]
-            row["actions"] += 1
-            row[status] += 1
-            if status in ("completed_late", "open_overdue"):
-                row["overdue"] += 1
+    def table(key: str, title: str, header: str, by: str, order: Sequence[str]) -> Table:
+        rows = n.by[by]
         labels = [*order, *sorted(set(rows) - set(order))]
+        got = {lab: rows.get(lab, Counter()) for lab in labels}
         return Table(
             key=key,
             title=title,
             row_header=header,
             columns=[Column(key=k, label=lab) for k, lab in ACTION_COLUMNS],
-            rows=[Row(label=lab, counts={k: rows[lab][k] for k in keys}) for lab in labels],
-            total=Row(label="total", counts={k: sum(rows[lab][k] for lab in labels) for k in keys}),
+            rows=[Row(label=lab, counts={k: got[lab][k] for k in keys}) for lab in labels],
+            total=Row(label="total", counts={k: sum(got[lab][k] for lab in labels) for k in keys}),
             ratios=[
                 Ratio(
                     key="on_time",
@@ -554,21 +743,12 @@ def actions_tables(
             notes=[f"Actions agreed in the period; open or overdue as at {as_at.isoformat()}."],
         )
 
-    def owner(a: CaseAction) -> str:
-        return agency_names.get(a.owner_agency_id, NOT_RECORDED)
-
     return [
+        table("by_aim", "Actions by aim", "aim", "aim", [x.value for x in ActionAim]),
         table(
-            "by_aim", "Actions by aim", "aim", lambda a: a.aim.value, [x.value for x in ActionAim]
+            "by_target", "Actions by target", "target", "target", [x.value for x in ActionTarget]
         ),
-        table(
-            "by_target",
-            "Actions by target",
-            "target",
-            lambda a: a.target.value,
-            [x.value for x in ActionTarget],
-        ),
-        table("by_owner", "Actions by owning agency", "owning agency", owner, []),
+        table("by_owner", "Actions by owning agency", "owning agency", "owner", []),
     ]
 
 
@@ -632,6 +812,58 @@ def attendance_tables(parts: Sequence[AttendanceAggregate]) -> list[Table]:
 # --- data quality ----------------------------------------------------------------------------
 
 
+@dataclass
+class DataQualityCounts:
+    referred: int = 0  # the period's referrals
+    from_episodes: int = 0  # of which opened from missing episodes (no tool)
+    no_suggested_level: int = 0
+    not_recorded: int = 0  # the case's workflow has not recorded it yet
+    undecided: int = 0  # no Pre-MSET decision, or more information asked for
+    tools: int = 0  # the period's referrals with a tool
+    no_ethnicity: int = 0
+    gender_not_known: int = 0
+    exits: int = 0  # exits in the period
+    exits_other: int = 0
+    reported: int = 0  # episodes reported in the period
+    not_returned: int = 0
+    returned: int = 0  # returns in the period
+    no_rhi_outcome: int = 0
+    rhi_not_offered: int = 0
+
+
+def count_data_quality(
+    referred: Sequence[CaseFacts],
+    exited: Sequence[CaseFacts],
+    episodes: Sequence[EpisodeFacts],
+    since: datetime,
+    until: datetime,
+) -> DataQualityCounts:
+    tools = [c for c in referred if c.origin == "tool"]
+    reported = [e for e in episodes if since <= e.reported_at < until]
+    returned = [e for e in episodes if e.returned_at and since <= e.returned_at < until]
+    left = [c for c in exited if c.exit and since <= c.exit.exited_at < until]
+    return DataQualityCounts(
+        referred=len(referred),
+        from_episodes=len(referred) - len(tools),
+        no_suggested_level=sum(c.suggested_level is None for c in referred),
+        not_recorded=sum(not c.recorded for c in referred),
+        undecided=sum(
+            c.pre_mset is None or c.pre_mset.outcome is PreMsetOutcome.more_information
+            for c in referred
+        ),
+        tools=len(tools),
+        no_ethnicity=sum(not c.ethnicity for c in tools),
+        gender_not_known=sum(c.gender in (None, Gender.not_known.value) for c in tools),
+        exits=len(left),
+        exits_other=sum(c.exit is not None and c.exit.reason is ExitReason.other for c in left),
+        reported=len(reported),
+        not_returned=sum(e.returned_at is None for e in reported),
+        returned=len(returned),
+        no_rhi_outcome=sum(e.rhi_outcome is None for e in returned),
+        rhi_not_offered=sum(e.rhi_outcome == RhiOutcome.not_offered.value for e in returned),
+    )
+
+
 def data_quality_tables(
     referred: Sequence[CaseFacts],
     exited: Sequence[CaseFacts],
@@ -639,60 +871,25 @@ def data_quality_tables(
     since: datetime,
     until: datetime,
 ) -> list[Table]:
-    tools = [c for c in referred if c.origin == "tool"]
-    reported = [e for e in episodes if since <= e.reported_at < until]
-    returned = [e for e in episodes if e.returned_at and since <= e.returned_at < until]
-    left = [c for c in exited if c.exit and since <= c.exit.exited_at < until]
+    return data_quality_tables_from(count_data_quality(referred, exited, episodes, since, until))
+
+
+def data_quality_tables_from(n: DataQualityCounts) -> list[Table]:
     checks: list[tuple[str, int, int]] = [
-        ("referrals: ethnicity not recorded", len(tools), sum(not c.ethnicity for c in tools)),
-        (
-            "referrals: gender not known",
-            len(tools),
-            sum(c.gender in (None, Gender.not_known.value) for c in tools),
-        ),
+        ("referrals: ethnicity not recorded", n.tools, n.no_ethnicity),
+        ("referrals: gender not known", n.tools, n.gender_not_known),
         (
             "referrals: opened from missing episodes (no tool: no profile)",
-            len(referred),
-            len(referred) - len(tools),
+            n.referred,
+            n.from_episodes,
         ),
-        (
-            "referrals: no suggested level recorded",
-            len(referred),
-            sum(c.suggested_level is None for c in referred),
-        ),
-        (
-            "referrals: case not yet recorded by its workflow",
-            len(referred),
-            sum(not c.recorded for c in referred),
-        ),
-        (
-            "referrals: Pre-MSET decision not yet made",
-            len(referred),
-            sum(
-                c.pre_mset is None or c.pre_mset.outcome is PreMsetOutcome.more_information
-                for c in referred
-            ),
-        ),
-        (
-            "exits: reason 'other' (the detail is free text)",
-            len(left),
-            sum(c.exit is not None and c.exit.reason is ExitReason.other for c in left),
-        ),
-        (
-            "missing episodes: return not recorded",
-            len(reported),
-            sum(e.returned_at is None for e in reported),
-        ),
-        (
-            "returns: interview outcome not recorded",
-            len(returned),
-            sum(e.rhi_outcome is None for e in returned),
-        ),
-        (
-            "returns: interview not offered (why: free text only)",
-            len(returned),
-            sum(e.rhi_outcome == RhiOutcome.not_offered.value for e in returned),
-        ),
+        ("referrals: no suggested level recorded", n.referred, n.no_suggested_level),
+        ("referrals: case not yet recorded by its workflow", n.referred, n.not_recorded),
+        ("referrals: Pre-MSET decision not yet made", n.referred, n.undecided),
+        ("exits: reason 'other' (the detail is free text)", n.exits, n.exits_other),
+        ("missing episodes: return not recorded", n.reported, n.not_returned),
+        ("returns: interview outcome not recorded", n.returned, n.no_rhi_outcome),
+        ("returns: interview not offered (why: free text only)", n.returned, n.rhi_not_offered),
     ]
     return [
         Table(
@@ -703,7 +900,10 @@ def data_quality_tables(
                 Column(key="records", label="records"),
                 Column(key="missing", label="missing or unknown"),
             ],
-            rows=[Row(label=lab, counts={"records": n, "missing": m}) for lab, n, m in checks],
+            rows=[
+                Row(label=lab, counts={"records": of, "missing": missing})
+                for lab, of, missing in checks
+            ],
             ratios=[
                 Ratio(key="missing", label="% missing", numerator="missing", denominator="records")
             ],

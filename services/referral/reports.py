@@ -4,8 +4,8 @@ The referral service owns most of the records a board report counts (referrals w
 tool and case, missing episodes with their interviews), so it assembles the reports; the
 meeting service answers its part (attendance at panels) as aggregates over a service route.
 Personal data never leaves the service that holds it to make a report: ``report_store``
-reads the facts, ``report_tables`` counts them, and only the counts are answered
-(docs/decisions/0025).
+counts the records in the database, ``report_tables`` makes the tables of the counts, and
+only the counts are answered (docs/decisions/0025).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from services.referral import report_tables as tables
 from services.referral.domain import RequestInvalid
 from services.referral.meetings import MeetingsUnavailable
 from services.referral.policy import REPORTS_READ, require
-from services.referral.report_store import ReportStore
+from services.referral.report_store import ReportCounter
 
 # The period when the caller names none: the twelve months to now.
 DEFAULT_PERIOD = timedelta(days=365)
@@ -89,7 +89,7 @@ class MeetingAggregates:
 class ReportsDesk:
     def __init__(
         self,
-        store: ReportStore,
+        store: ReportCounter,
         meetings: MeetingAggregates,
         authorities: Collection[str],
         rhi_target_percent: float = 70.0,
@@ -158,30 +158,18 @@ class ReportsDesk:
     ) -> list[Table]:
         las, st = scope.authorities, self.store
         if name is ReportName.referrals:
-            return tables.referrals_tables(st.referred(las, since, until))
+            return tables.referrals_tables_from(st.referral_counts(las, since, until))
         if name is ReportName.pre_mset:
-            return tables.pre_mset_tables(st.referred(las, since, until))
+            return tables.pre_mset_tables_from(st.pre_mset_counts(las, since, until))
         if name is ReportName.profile:
-            return tables.profile_tables(st.referred(las, since, until))
+            return tables.profile_tables_from(st.profile_counts(las, since, until))
         if name is ReportName.exits:
-            return tables.exits_tables(st.exited(las), since, until)
+            return tables.exits_tables_from(st.exit_counts(las, since, until))
         if name is ReportName.missing:
-            return tables.missing_tables(
-                st.episodes(las, since, until),
-                st.earlier_episodes(las, since - tables.REPEAT_WINDOW, since),
-                since,
-                until,
-                self.rhi_target_percent,
+            return tables.missing_tables_from(
+                st.missing_counts(las, since, until), since, until, self.rhi_target_percent
             )
         if name is ReportName.actions:
-            cases = st.changed_since(las, since)
-            owners = {a.owner_agency_id for c in cases for a in c.actions}
-            return tables.actions_tables(cases, since, until, now, st.agency_names(owners))
+            return tables.actions_tables_from(st.action_counts(las, since, until, now), now)
         assert name is ReportName.data_quality
-        return tables.data_quality_tables(
-            st.referred(las, since, until),
-            st.exited(las),
-            st.episodes(las, since, until),
-            since,
-            until,
-        )
+        return tables.data_quality_tables_from(st.data_quality_counts(las, since, until))

@@ -50,6 +50,7 @@ from services.referral.episode_records import EpisodeRecord
 from services.referral.store import (
     AuthorityTold,
     Base,
+    CaseActionFact,
     LedgerEntry,
     MissingEpisode,
     Referral,
@@ -96,6 +97,7 @@ class ErasureRecord(Base):
 # compares this with the service's tables), so no store of a child's data is forgotten.
 ERASED_TABLES = {
     Referral.__tablename__: "the child's referrals: the tool, the case's read model",
+    CaseActionFact.__tablename__: "each case's plan actions (dates and codes), for the reports",
     MissingEpisode.__tablename__: "the child's missing episodes and the police reports",
     EpisodeRecord.__tablename__: "each episode's return and interview outcome, for the reports",
     AuthorityTold.__tablename__: "which other authorities each case has told (and so shares with)",
@@ -355,6 +357,9 @@ class RetentionStore:
                     s, AuthorityTold, AuthorityTold.case_id, subject.referral_ids
                 ),
                 **_erase_entities(s, subject.referral_ids),
+                "referral.case_actions": _delete(
+                    s, CaseActionFact, CaseActionFact.case_id, subject.referral_ids
+                ),
                 **_erase_identity(s, subject.referral_ids),
                 "referral.missing_episodes": _delete(
                     s, MissingEpisode, MissingEpisode.id, subject.episode_ids

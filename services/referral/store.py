@@ -25,6 +25,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    insert,
     or_,
     select,
     update,
@@ -175,6 +176,86 @@ class Referral(Base):
     tool: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The facts the board reports count, kept in columns so a report is a GROUP BY
+    # (services/referral/report_facts.py, docs/decisions/0025): the tool's, set when the
+    # referral is recorded (the band of the child's age at referral, never the date of
+    # birth)...
+    report_gender: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    report_age_band: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    report_ethnicity: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    report_legal_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    report_area: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    report_exploitation: Mapped[str] = mapped_column(String(400), default="")
+    # ...and the case's, set with the read model each time its workflow records its state.
+    pre_mset_outcome: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    pre_mset_level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    pre_mset_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pre_mset_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    mset_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+# The reports' ways into the referrals: by authority and the date a report's period is of,
+# each carrying the columns its reports count, so on PostgreSQL a report reads the index
+# alone, not the rows (wide with their tool and read model).
+REFERRED_REPORT_COLUMNS = (
+    "case_referral_id",
+    "workflow_started",
+    "agency_id",
+    "origin",
+    "referrer_level",
+    "suggested_level",
+    "record_seq",
+    "report_gender",
+    "report_age_band",
+    "report_legal_status",
+    "report_ethnicity",
+    "report_area",
+    "report_exploitation",
+    "pre_mset_outcome",
+    "pre_mset_level",
+    "pre_mset_days",
+)
+EXITED_REPORT_COLUMNS = ("case_referral_id", "workflow_started", "exit_reason", "mset_days")
+# The actions report's way to the cases recorded in its period.
+UPDATED_REPORT_COLUMNS = ("id", "case_referral_id", "workflow_started")
+Index(
+    "ix_referral_referrals_la_submitted",
+    Referral.local_authority,
+    Referral.submitted_at,
+    postgresql_include=list(REFERRED_REPORT_COLUMNS),
+)
+Index(
+    "ix_referral_referrals_la_updated",
+    Referral.local_authority,
+    Referral.updated_at,
+    postgresql_include=list(UPDATED_REPORT_COLUMNS),
+)
+Index(
+    "ix_referral_referrals_la_exited",
+    Referral.local_authority,
+    Referral.exited_at,
+    postgresql_include=list(EXITED_REPORT_COLUMNS),
+)
+
+
+class CaseActionFact(Base):
+    """Each action of a case's plan as the case's read model holds it, for the reports:
+    dates and codes (never the description), rewritten with the read model."""
+
+    __tablename__ = "referral_case_actions"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("referral_referrals.id"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_agency_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    aim: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at_exit: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def recorded_state(case: Referral) -> ReferralState | None:
@@ -204,6 +285,39 @@ class MissingEpisode(Base):
     # What the police reported (may hold circumstances in free text): stays in this table.
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The return and interview as the episode's record holds them (episode_records.py),
+    # copied here when it is written so the reports count one table, not a join.
+    report_returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_rhi_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_rhi_outcome: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+# The reports' ways into the episodes: by authority and the date reported or returned, with
+# what they count.
+EPISODE_REPORT_COLUMNS = (
+    "workflow_started",
+    "agency_child_ref",
+    "agency_id",
+    "report_returned_at",
+)
+RETURN_REPORT_COLUMNS = (
+    "workflow_started",
+    "reported_at",
+    "report_rhi_offered_at",
+    "report_rhi_outcome",
+)
+Index(
+    "ix_referral_missing_la_reported",
+    MissingEpisode.local_authority,
+    MissingEpisode.reported_at,
+    postgresql_include=list(EPISODE_REPORT_COLUMNS),
+)
+Index(
+    "ix_referral_missing_la_returned",
+    MissingEpisode.local_authority,
+    MissingEpisode.report_returned_at,
+    postgresql_include=list(RETURN_REPORT_COLUMNS),
+)
 
 
 # A partner's submission: recorded before its workflow starts, found again by the agency's
@@ -475,6 +589,14 @@ class Store(SessionStore):
             s.execute(update(model).where(model.id == row_id).values(workflow_started=True))
 
     # Referrals ----------------------------------------------------------------------------
+
+    def replace_case_actions(
+        self, s: Session, case_id: uuid.UUID, rows: list[dict[str, Any]]
+    ) -> None:
+        """The case's actions for the reports, as its newest recorded state holds them."""
+        s.execute(delete(CaseActionFact).where(CaseActionFact.case_id == case_id))
+        if rows:
+            s.execute(insert(CaseActionFact), rows)
 
     def make_re_referral(self, referral_id: uuid.UUID, previous_referral_id: uuid.UUID) -> None:
         """A reassessment whose case has closed opens a new case, linked to that one."""

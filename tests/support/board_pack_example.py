@@ -49,7 +49,7 @@ from mset_contract.vocab import (
     Role,
 )
 from services.referral.board_pack import board_pack_pdf, board_pack_reports
-from services.referral.report_store import CaseFacts, EpisodeFacts, ReportStore
+from services.referral.report_store import CaseFacts, EpisodeFacts, FactReportStore
 from services.referral.reports import MeetingAggregates, ReportQuery, ReportsDesk
 
 AUTHORITY = "sunderland"
@@ -268,7 +268,7 @@ def episodes() -> list[EpisodeFacts]:
     return out
 
 
-class ExampleStore(ReportStore):
+class ExampleStore(FactReportStore):
     """The report store's queries over the example's facts."""
 
     def __init__(self) -> None:
