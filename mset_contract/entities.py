@@ -18,7 +18,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from mset_contract.identity import Postcode
 from mset_contract.paging import Page
@@ -53,25 +60,38 @@ class EntityMatchAction(StrEnum):
     undone = "undone"
 
 
+# A phone number and a vehicle registration as sent: the schema's pattern is the rule itself
+# (digits or letters, with the separators people write), so a value the schema admits is one
+# the API accepts, and the reverse. ASCII separators only, and no surrounding white space.
+PHONE_MAX = 24
+PHONE_PATTERN = r"^[ ()+.-]*(?:[0-9][ ()+.-]*){7,15}$"
+VEHICLE_MAX = 16
+VEHICLE_PATTERN = r"^[ -]*(?:[A-Za-z0-9][ -]*){2,10}$"
+
+
 def _phone(v: str) -> str:
-    digits = re.sub(r"[\s()+.-]", "", v)
-    if not digits.isascii() or not digits.isdigit() or not 7 <= len(digits) <= 15:
+    if len(v) > PHONE_MAX or re.fullmatch(PHONE_PATTERN, v) is None:
         raise ValueError("a phone number is 7 to 15 digits (spaces, +, -, brackets allowed)")
     return v
 
 
 def _vehicle(v: str) -> str:
-    plain = re.sub(r"[\s-]", "", v)
-    if not plain.isascii() or not plain.isalnum() or not 2 <= len(plain) <= 10:
+    if len(v) > VEHICLE_MAX or re.fullmatch(VEHICLE_PATTERN, v) is None:
         raise ValueError("a vehicle registration is 2 to 10 letters and digits")
     return v
 
 
 Phone = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=24), AfterValidator(_phone)
+    str,
+    StringConstraints(strip_whitespace=False),  # not the model's: the pattern says it
+    AfterValidator(_phone),
+    WithJsonSchema({"type": "string", "maxLength": PHONE_MAX, "pattern": PHONE_PATTERN}),
 ]
 VehicleRegistration = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=16), AfterValidator(_vehicle)
+    str,
+    StringConstraints(strip_whitespace=False),
+    AfterValidator(_vehicle),
+    WithJsonSchema({"type": "string", "maxLength": VEHICLE_MAX, "pattern": VEHICLE_PATTERN}),
 ]
 
 

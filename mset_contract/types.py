@@ -227,9 +227,16 @@ def _in_span(value: datetime | date) -> Any:
     return value
 
 
+_ISO_TEXT = re.compile(r"[0-9]{4}-")
+
+
 def _text_only(value: Any) -> Any:
-    # A number is not a date: lax parsing reads 0 as 1970-01-01 (seconds since the epoch).
-    if isinstance(value, int | float):
+    # A number is not a date: lax parsing reads 0 as 1970-01-01 (seconds since the epoch),
+    # and in a query string, where every value is text, "2041474" as well. An ISO 8601 date
+    # starts with its four-digit year (the schema's pattern says which years).
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _ISO_TEXT.match(value) is None
+    ):
         raise ValueError(
             "must be an ISO 8601 string (e.g. 2026-11-13T21:05:00+00:00 or 2026-11-13), "
             "not a number"

@@ -81,9 +81,11 @@ def test_a_chair_runs_the_panel_and_a_panel_member_reads_the_minutes_without_rat
     until(lambda: stack.stage(case) == "closed_advice_given", what="the case closed with advice")
     shot(page, "panel-meeting")
 
-    # A second chair's different decision on the decided item is shown as such.
+    # A second chair's different decision on the decided item (a valid one: "meets" needs a
+    # medium or high level) is shown as such.
     visit(page, form_url)
     page.get_by_label("Meets the MSET criteria").check()
+    page.get_by_label("Medium").check()
     page.get_by_role("button", name="Record the decision").click()
     accessible(page)
     expect(page.locator(".govuk-error-summary")).to_contain_text(
