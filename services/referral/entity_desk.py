@@ -478,9 +478,10 @@ def _n(n: int, one: str, many: str) -> str:
     return f"{NUMBER_WORDS.get(n, str(n))} {one if n == 1 else many}"
 
 
-def links_summary(entities: Sequence[ChildEntity]) -> str:
-    """'Linked to 3 other children through one location and one person.'"""
-    others = sum(e.other_children for e in entities)
+def links_summary(entities: Sequence[ChildEntity], others: int) -> str:
+    """'Linked to 3 other children through one location and one person.' ``others``: the
+    other children linked through any of them, each counted once (a child linked through
+    both the person and the place is one child, not two)."""
     if not entities:
         return "No person or place of concern linked."
     kinds = []
@@ -528,6 +529,7 @@ class PatternDesk:
             out: list[ChildEntity] = []
             done: set[uuid.UUID] = set()
             shown: list[Entity] = []
+            linked: set[uuid.UUID] = set()  # the other children's cases, through any entity
             for e in own:
                 if e.id in done:
                     continue
@@ -538,6 +540,7 @@ class PatternDesk:
                 for r in rows:
                     if r.case_id != case_id:
                         others.setdefault(r.case_id, r)
+                linked |= others.keys()
                 visible_cases = sorted(
                     {
                         c
@@ -565,7 +568,10 @@ class PatternDesk:
                 )
         self.desk.disclose(principal, shown)
         return ChildEntities(
-            referral_id=case_id, case_id=case_id, entities=out, summary=links_summary(out)
+            referral_id=case_id,
+            case_id=case_id,
+            entities=out,
+            summary=links_summary(out, len(linked)),
         )
 
     def summary(self, case_id: uuid.UUID) -> str | None:
@@ -577,19 +583,18 @@ class PatternDesk:
                 return None
             out: list[ChildEntity] = []
             done: set[uuid.UUID] = set()
+            linked: set[uuid.UUID] = set()
             for e in sorted(own, key=lambda r: (r.created_at, str(r.id))):
                 if e.id in done:
                     continue
                 rows = self.desk.members(s, [e.id])
                 done |= {r.id for r in rows}
+                others = {r.case_id for r in rows} - {case_id}
+                linked |= others
                 out.append(
-                    ChildEntity(
-                        entity_id=e.id,
-                        kind=EntityKind(e.kind),
-                        other_children=len({r.case_id for r in rows} - {case_id}),
-                    )
+                    ChildEntity(entity_id=e.id, kind=EntityKind(e.kind), other_children=len(others))
                 )
-        return links_summary(out)
+        return links_summary(out, len(linked))
 
     # --- an entity's graph ---------------------------------------------------------------
 

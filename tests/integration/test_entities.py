@@ -302,9 +302,10 @@ async def test_three_children_in_two_authorities_share_a_hotspot_and_a_person(
     # --- seeing the pattern --------------------------------------------------------------
     async with intake.http(coord_n) as cn, intake.http(coord_e) as ce, intake.http(chair_n) as ch:
         linked = await get(cn, f"/v1/referrals/{a['referral_id']}/entities")
+        # b and c, each linked through both the person and the place: two children, once each.
         assert linked["summary"] == (
-            "Linked to four other children through one location and one person."
-        ), linked["summary"]  # b and c, through each of the two
+            "Linked to two other children through one location and one person."
+        ), linked["summary"]
         by_kind = {e["kind"]: e for e in linked["entities"]}
         assert by_kind["location"]["other_children"] == 2
         assert by_kind["location"]["other_children_visible"] == [b["case_id"]]
