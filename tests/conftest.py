@@ -77,6 +77,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _SESSION.close()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every test of the network tiers ends with a full garbage collection (below). It walks
+    # every object the process tracks, most of them the modules and tests collected, which
+    # never become garbage: a second or more per test on a busy machine. Frozen here, after
+    # one last collection, they are left out of every later one; whatever a test creates
+    # (its sockets among them) is still collected, in its own teardown.
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The directory names the tier, so `pytest -m integration` selects exactly that folder.
     for item in items:
