@@ -27,7 +27,13 @@ from mset_contract.temporal import (
 from mset_platform.temporal import interceptors
 from tests.support.broker import TansuBroker
 from tests.support.codec import DATA_CONVERTER, key_file_for_tests
-from tests.support.db import postgres_database
+from tests.support.db import (
+    Dropper,
+    copy_sqlite,
+    migrated_postgres_template,
+    migrated_sqlite_template,
+    postgres_database,
+)
 from tests.support.environment import running_as_tests
 from tests.support.net import free_port
 from tests.support.temporal import register_search_attributes
@@ -36,6 +42,11 @@ TIERS = ("unit", "workflows", "integration", "e2e", "browser", "faults")
 # The SDK waits 5 s for a Temporal server to start: a loaded machine has taken longer.
 SERVER_STARTUP_TIMEOUT = timedelta(seconds=60)
 BIN = Path(sys.executable).parent
+# A deleted execution that had already closed stays listed until the history service next
+# records how far its transfer queue has got: every 30 s by default, so the retention test
+# waited about 30 s for Temporal to forget a case. Recorded every second here, the same
+# deletion is gone in a few seconds; nothing else a test sees changes.
+DELETE_PROMPTLY = 'history.transferProcessorUpdateAckInterval="1s"'
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +76,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _SESSION.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every test of the network tiers ends with a full garbage collection (below). It walks
+    # every object the process tracks, most of them the modules and tests collected, which
+    # never become garbage: a second or more per test on a busy machine. Frozen here, after
+    # one last collection, they are left out of every later one; whatever a test creates
+    # (its sockets among them) is still collected, in its own teardown.
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -133,7 +154,10 @@ async def temporal_dev(temporal_cli: str) -> AsyncIterator[WorkflowEnvironment]:
         ],
         ip="127.0.0.1",
         port=free_port(),
-        dev_server_extra_args=["--http-port", str(free_port()), "--metrics-port", str(free_port())],
+        dev_server_extra_args=[
+            *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+            *("--dynamic-config-value", DELETE_PROMPTLY),
+        ],
         dev_server_startup_timeout=SERVER_STARTUP_TIMEOUT,
     )
     try:
@@ -178,11 +202,38 @@ def broker() -> Iterator[str]:
         b.stop()
 
 
+# A test that asks for the referral store (the `intake` fixture and everything built on it)
+# has every table brought to head before it starts: it gets a copy of a database migrated once
+# a session. Any other test (the migrations' own among them) gets an empty one.
+_STARTS_MIGRATED = "referral_store"
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[tuple[str, Dropper]]:
+    with migrated_postgres_template() as template:
+        yield template
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite_template(tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of each kind."""
+    """A fresh database of each kind: a copy with every service's tables at head for a test
+    that uses the referral store (its fixtures would migrate them anyway), else empty."""
+    migrated = _STARTS_MIGRATED in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mset.db'}"
+        if migrated:
+            yield copy_sqlite(request.getfixturevalue("_sqlite_template"), tmp_path / "mset.db")
+        else:
+            yield f"sqlite:///{tmp_path / 'mset.db'}"
+        return
+    if migrated:
+        template, dropper = request.getfixturevalue("_postgres_template")
+        with postgres_database(template, dropper) as url:
+            yield url
         return
     with postgres_database() as url:
         yield url

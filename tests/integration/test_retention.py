@@ -422,7 +422,8 @@ async def test_a_case_whose_time_has_come_leaves_no_trace(
         lambda: executions_listed(client, a_workflows),
         lambda listed: listed == [],
         # Temporal answers a delete at once and removes a closed execution from its list
-        # later (about 30 s on the dev server).
+        # later (a few seconds on the tests' dev server, DELETE_PROMPTLY in tests/conftest.py;
+        # about 30 s at Temporal's defaults).
         within=100,
         what="A's executions gone from Temporal",
     )
