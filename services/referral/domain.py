@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from mset_contract.cases import NewAction
@@ -49,14 +49,23 @@ def matched_by(row_key: str | None, idempotency_key: str | None) -> str:
 
 
 def check_same_submission(
-    first: dict[str, Any], first_hash: str | None, again: dict[str, Any], *, what: str, by: str
+    first: dict[str, Any],
+    first_hash: str | None,
+    again: dict[str, Any],
+    *,
+    what: str,
+    by: str,
+    as_stored: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    sealed: Sequence[str] = (),
 ) -> None:
     """A retried submission must be the first one again (``first_hash``: the hash recorded
     with the first; rows from before it was recorded are hashed from the stored body):
-    refused naming what differs."""
+    refused naming what differs. ``first`` is the body as stored: ``as_stored`` makes the
+    retry comparable with it, and where only parts stored apart (``sealed``) can differ,
+    those are named."""
     if (first_hash or body_hash(first)) == body_hash(again):
         return
-    fields = differing_fields(first, again)
+    fields = differing_fields(first, as_stored(again) if as_stored else again) or list(sealed)
     if fields:
         raise SubmissionConflict(
             f"this {by} was used for a {what} with a different body ({', '.join(fields)} "

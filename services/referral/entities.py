@@ -49,6 +49,7 @@ from mset_contract.referral import ReferralCreate
 from mset_contract.referral_workflow import ReferralState
 from mset_platform.db import UTCDateTime
 from mset_platform.field_crypto import BlindIndex, FieldCipher, Sealed
+from services.referral.child_identity import without_identity
 from services.referral.entity_matching import compare, keys_of
 from services.referral.store import Base, Referral
 
@@ -160,6 +161,12 @@ def without_entities(tool: dict[str, Any]) -> dict[str, Any]:
     ]
     places = [{k: v for k, v in p.items() if k != "place"} for p in tool.get("locations", [])]
     return {**tool, "persons_of_concern": persons, "locations": places}
+
+
+def as_stored(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as it is stored: the child's identity (ADR 0028) and who and where the people
+    and places of concern are (ADR 0030) taken out, each held sealed on its own."""
+    return without_entities(without_identity(tool))
 
 
 def mentions_of(

@@ -55,9 +55,9 @@ from mset_platform.cases import CaseClient
 from mset_platform.clock import Clock, utcnow
 from mset_platform.idempotency import body_hash, canonical
 from mset_platform.settings import authority_refusal
-from services.referral.child_identity import IdentityStore, has_identity, without_identity
+from services.referral.child_identity import IdentityStore, has_identity
 from services.referral.domain import CLOSED_STAGES
-from services.referral.entities import without_entities
+from services.referral.entities import as_stored
 from services.referral.episode_records import EpisodeRecord, episode_report_columns
 from services.referral.historic import RowRefused, historic_case, historic_episode
 from services.referral.report_facts import action_rows, state_columns, tool_columns
@@ -483,7 +483,7 @@ class HistoricImport:
         if not dry_run:
             # The identity is held sealed, apart (ADR 0028); an import makes no entities (ADR
             # 0030): who and where are not kept.
-            stored_tool = without_entities(without_identity(canonical(row.tool)))
+            stored_tool = as_stored(canonical(row.tool))
             recorded = state.model_dump(mode="json")
             s.add(
                 Referral(

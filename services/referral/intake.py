@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,7 +42,11 @@ from mset_platform.access import Rule
 from mset_platform.cases import CaseClient, CaseClosed
 from mset_platform.clock import Clock, utcnow
 from mset_platform.idempotency import body_hash, canonical
-from services.referral.child_identity import IdentityStore, has_identity, without_identity
+from services.referral.child_identity import (
+    IDENTITY_FIELDS,
+    IdentityStore,
+    has_identity,
+)
 from services.referral.domain import (
     CLOSED_STAGES,
     NotAPartnerSystem,
@@ -51,7 +56,7 @@ from services.referral.domain import (
     check_same_submission,
     matched_by,
 )
-from services.referral.entities import EntityStore, mentions_of, without_entities
+from services.referral.entities import EntityStore, as_stored, mentions_of
 from services.referral.ledger import Ledger
 from services.referral.policy import REFERRAL_READ, REFERRAL_SUBMIT, Facts, check, require
 from services.referral.report_facts import tool_columns
@@ -178,7 +183,7 @@ class Intake:
                     # The name, NHS number and postcode are held sealed, apart (ADR 0028).
                     # Who the persons of concern are and where the places are: sealed as
                     # entities (ADR 0030).
-                    tool=without_entities(without_identity(canonical(tool))),
+                    tool=as_stored(canonical(tool)),
                     submitted_at=now,
                     updated_at=now,
                     **tool_columns(canonical(tool), "tool", now),
@@ -271,14 +276,29 @@ class Intake:
             return case
 
 
+def _sealed_parts(tool: dict[str, Any]) -> list[str]:
+    """The parts of a tool held sealed, apart from the stored tool, that it carries."""
+    child = tool.get("child", {})
+    return [f"child.{f}" for f in IDENTITY_FIELDS if child.get(f) is not None] + [
+        part
+        for part, key in (("persons_of_concern", "identifiers"), ("locations", "place"))
+        if any(m.get(key) is not None for m in tool.get(part, []))
+    ]
+
+
 def _same_tool(row: Referral, tool: ReferralCreate, idempotency_key: str | None) -> None:
-    """The earlier submission ``row`` is answered again only for the same tool."""
+    """The earlier submission ``row`` is answered again only for the same tool. The stored
+    tool is compared with this one as it would be stored, so only what differs is named;
+    a difference only in the sealed parts names those parts."""
+    again = canonical(tool)
     check_same_submission(
         row.tool,
         row.request_hash,
-        canonical(tool),
+        again,
         what="referral",
         by=matched_by(row.idempotency_key, idempotency_key),
+        as_stored=as_stored,
+        sealed=_sealed_parts(again),
     )
 
 

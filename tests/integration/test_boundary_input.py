@@ -161,3 +161,29 @@ async def test_a_report_over_dates_out_of_any_span_is_refused_not_a_server_error
     assert far.status_code == 422 and fields(far) == {"query.since"}
     assert fine.status_code == 200, fine.text
     assert lmaps.status_code == 422 and fields(lmaps) == {"held_at"}
+
+
+async def test_a_reused_key_with_another_childs_name_is_refused_naming_the_sealed_part(
+    intake: Intake,
+) -> None:
+    """The child's identity is stored apart from the tool, sealed (ADR 0028): a retry that
+    differs only there is still another submission, refused naming the part (never its
+    value), and one that differs elsewhere names only what differs."""
+    key = intake.new_agency("Northshire CSC")
+    first = tool()
+    first["child"]["name"] = {"given": "Ada", "family": "Lovelace"}
+    renamed = copy.deepcopy(first)
+    renamed["child"]["name"] = {"given": "Grace", "family": "Hopper"}
+    redated = copy.deepcopy(first)
+    redated["child"]["date_of_birth"] = "2013-01-02"
+    async with intake.http(key) as http:
+        ok = await http.post("/v1/referrals", json=first, headers={"Idempotency-Key": "k-n"})
+        by_name = await http.post("/v1/referrals", json=renamed, headers={"Idempotency-Key": "k-n"})
+        by_dob = await http.post("/v1/referrals", json=redated, headers={"Idempotency-Key": "k-n"})
+    assert ok.status_code == 202, ok.text
+    assert by_name.status_code == 409, by_name.text
+    assert fields(by_name) == {"child.name"}
+    assert "Ada" not in by_name.text and "Grace" not in by_name.text
+    assert by_dob.status_code == 409, by_dob.text
+    assert fields(by_dob) == {"child.date_of_birth"}
+    assert rows(intake, Referral) == 1
