@@ -92,6 +92,7 @@ class Referral:
     chair: str
     coordinator: str
     dpo: str
+    ops: str
     referral_id: str
     episode_id: str
     meeting_id: str | None = None
@@ -111,6 +112,7 @@ async def referral_api(
     chair = intake.new_user("Fuzz Chair", Role.chair, "Fuzz Partnership", ours)
     coordinator = intake.new_user("Fuzz Coordinator", Role.coordinator, "Fuzz Partnership", ours)
     dpo = intake.new_user("Fuzz DPO", Role.dpo, "Fuzz Partnership")
+    ops = intake.new_user("Fuzz Ops", Role.ops, "Fuzz Partnership")
     async with intake.http(partner.secret) as http:
         resp = await http.post("/v1/referrals", json=body)
         assert resp.status_code == 202, resp.text
@@ -139,7 +141,15 @@ async def referral_api(
         )
         with serve(referral_app(settings)) as url:
             yield Referral(
-                url, triage_url, partner.secret, chair, coordinator, dpo, referral_id, episode_id
+                url,
+                triage_url,
+                partner.secret,
+                chair,
+                coordinator,
+                dpo,
+                ops,
+                referral_id,
+                episode_id,
             )
 
 
@@ -185,6 +195,8 @@ async def _fuzz_referral(referral: Referral) -> None:
         ("POST", "/v1/entity-matches/{match_id}/reject"): bearer(referral.coordinator),
         ("POST", "/v1/entity-matches/{match_id}/undo"): bearer(referral.coordinator),
         ("POST", "/v1/entities/{entity_id}/share"): bearer(referral.coordinator),
+        # Ops reads the counts behind its dashboard, never a case.
+        ("GET", "/v1/aggregates/cases"): bearer(referral.ops),
     }
     await fuzzed(
         Fuzz(
@@ -251,6 +263,7 @@ async def test_notifications_api_answers_every_request_as_documented(
 ) -> None:
     agency, key = notifications.agency()
     manager = notifications.user(Role.manager, agency, ("northshire",))
+    ops = notifications.user(Role.ops, agency, ())
     async with notifications.http(key) as http:
         resp = await http.post(
             "/v1/webhooks",
@@ -268,7 +281,14 @@ async def test_notifications_api_answers_every_request_as_documented(
             lambda method, path: (
                 api_key(key)
                 if path.startswith(webhooks)
-                else bearer(TEST_SERVICE_TOKEN if path in SERVICE_READS else manager)
+                else bearer(
+                    TEST_SERVICE_TOKEN
+                    if path in SERVICE_READS
+                    # Ops reads the counts behind its dashboard.
+                    else ops
+                    if path == "/v1/aggregates/operations"
+                    else manager
+                )
             ),
             known={"sub_id": sub_id},
             max_examples=EXAMPLES,
