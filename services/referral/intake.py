@@ -160,6 +160,7 @@ class Intake:
     ) -> tuple[Referral, bool]:
         now = self.clock()
         referral_id = uuid.uuid4()
+        doc = canonical(tool)
         try:
             with self.store.session() as s:
                 case = self.store.open_case_for_child(
@@ -171,7 +172,7 @@ class Intake:
                     agency_id=principal.agency_id,
                     partner_reference=tool.partner_reference,
                     idempotency_key=idempotency_key,
-                    request_hash=body_hash(canonical(tool)),
+                    request_hash=body_hash(doc),
                     agency_child_ref=tool.child.agency_child_ref,
                     local_authority=tool.child.local_authority,
                     stage=case.stage if case is not None and is_open else Stage.submitted.value,
@@ -183,10 +184,10 @@ class Intake:
                     # The name, NHS number and postcode are held sealed, apart (ADR 0028).
                     # Who the persons of concern are and where the places are: sealed as
                     # entities (ADR 0030).
-                    tool=as_stored(canonical(tool)),
+                    tool=as_stored(doc),
                     submitted_at=now,
                     updated_at=now,
-                    **tool_columns(canonical(tool), "tool", now),
+                    **tool_columns(doc, "tool", now),
                 )
                 s.add(row)
                 if self.identities is not None and has_identity(tool):
