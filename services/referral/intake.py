@@ -277,14 +277,20 @@ class Intake:
             return case
 
 
+_SEALED_MENTIONS = (("persons_of_concern", "identifiers"), ("locations", "place"))
+
+
 def _sealed_parts(tool: dict[str, Any]) -> list[str]:
-    """The parts of a tool held sealed, apart from the stored tool, that it carries."""
+    """The parts of a tool held sealed, apart from the stored tool, that it carries; every
+    such part when it carries none (then the first did: a retry that leaves one out is
+    another submission too)."""
     child = tool.get("child", {})
-    return [f"child.{f}" for f in IDENTITY_FIELDS if child.get(f) is not None] + [
+    carried = [f"child.{f}" for f in IDENTITY_FIELDS if child.get(f) is not None] + [
         part
-        for part, key in (("persons_of_concern", "identifiers"), ("locations", "place"))
+        for part, key in _SEALED_MENTIONS
         if any(m.get(key) is not None for m in tool.get(part, []))
     ]
+    return carried or [f"child.{f}" for f in IDENTITY_FIELDS] + [p for p, _ in _SEALED_MENTIONS]
 
 
 def _same_tool(row: Referral, tool: ReferralCreate, idempotency_key: str | None) -> None:

@@ -176,8 +176,14 @@ async def test_a_reused_key_with_another_childs_name_is_refused_naming_the_seale
     renamed["child"]["name"] = {"given": "Grace", "family": "Hopper"}
     redated = copy.deepcopy(first)
     redated["child"]["date_of_birth"] = "2013-01-02"
+    unnamed = copy.deepcopy(first)
+    del unnamed["child"]["name"]
     async with intake.http(key) as http:
         ok = await http.post("/v1/referrals", json=first, headers={"Idempotency-Key": "k-n"})
+        # Leaving the name out is another submission too, not the first one again.
+        without = await http.post("/v1/referrals", json=unnamed, headers={"Idempotency-Key": "k-n"})
+        assert without.status_code == 409, without.text
+        assert "child.name" in fields(without) and "Ada" not in without.text
         by_name = await http.post("/v1/referrals", json=renamed, headers={"Idempotency-Key": "k-n"})
         by_dob = await http.post("/v1/referrals", json=redated, headers={"Idempotency-Key": "k-n"})
     assert ok.status_code == 202, ok.text
