@@ -255,6 +255,41 @@ class EntityShareRequest(_Strict):
     reason: FreeText = Field(max_length=200, description="Why: kept in the ledger.")
 
 
+class ActionAimedAt(_Strict):
+    """One action of a review, as far as whom it is aimed at: the entity it names (if any)
+    and its target."""
+
+    entity_id: UUID | None = None
+    target: ActionTarget
+
+
+class ActionTargetsCheck(_Strict):
+    """A review's actions, in the review's order, checked before the review is sent: each
+    entity named is one the caller may see, of the kind its target aims at (a perpetrator is
+    a person, a location a place). The meeting API asks this, as the chair, before it sends
+    a decision recorded in a meeting; errors name ``actions.<n>.entity_id`` as the review's
+    own fields are named."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "actions": [
+                        {"target": "victim"},
+                        {
+                            "entity_id": "7d3f0a52-9c1b-4e8a-b6f2-0c5d9e1a2b34",
+                            "target": "location",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    actions: list[ActionAimedAt] = Field(min_length=1, max_length=50)
+
+
 class EntityShared(BaseModel):
     entity_id: UUID
     from_authorities: list[str]

@@ -49,6 +49,7 @@ from mset_platform.edge import (
     answer_invalid_field,
     error_responses,
     invalid_request_response,
+    read_credential,
     serve_main,
     service_app,
     unavailable_response,
@@ -74,6 +75,12 @@ from services.meeting.domain import (
     RequestInvalid,
     ScheduleNotFound,
 )
+from services.meeting.entity_targets import (
+    EntityTargets,
+    EntityTargetsUnavailable,
+    HttpEntityTargets,
+    check_entity_targets,
+)
 from services.meeting.meetings import Meetings
 from services.meeting.migrate import MIGRATIONS
 from services.meeting.policy import CASE_RECORD
@@ -95,10 +102,11 @@ def create_app(
     temporal_client: Client | None = None,
     directory: AgencyDirectory | None = None,
     records: CaseRecords | None = None,
+    entity_targets: EntityTargets | None = None,
 ) -> FastAPI:
-    """``resolver``, ``temporal_client``, ``directory`` and ``records`` may be given (tests);
-    by default the referral service resolves callers, is the agency directory and says who
-    each case is about."""
+    """``resolver``, ``temporal_client``, ``directory``, ``records`` and ``entity_targets``
+    may be given (tests); by default the referral service resolves callers, is the agency
+    directory, says who each case is about and which entities an action may aim at."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,12 +121,16 @@ def create_app(
         own_records = None
         if records is None:
             own_records = HttpCaseRecords(settings.referral_url, token)
+        own_targets = None
+        if entity_targets is None:
+            own_targets = HttpEntityTargets(settings.referral_url)
         app.state.store = Store(engine)
         app.state.meetings = build_meetings(
             client, app.state.store, settings, records or own_records
         )
         app.state.schedules = ScheduleDesk(TemporalSchedules(client), settings.authorities)
         app.state.directory = directory or own
+        app.state.entity_targets = entity_targets or own_targets
         try:
             async with resolving(resolver, settings) as resolve:
                 # The MSET services call with the services' token: the referral service asks
@@ -130,6 +142,8 @@ def create_app(
                 await own.aclose()
             if own_records is not None:
                 await own_records.aclose()
+            if own_targets is not None:
+                await own_targets.aclose()
             engine.dispose()
 
     app = service_app(
@@ -360,8 +374,11 @@ def create_app(
         """Record the panel's decision on one agenda item (chair). It is sent to the case's
         workflow, which records it or refuses it whole (422, with its reason; 409 if the case
         has ended). An item is decided once: a second decision gets 409; the same request
-        again returns the first answer. Each action's owner must be in the agency directory."""
+        again returns the first answer. Each action's owner must be in the agency directory,
+        and each person or place an action names one you may see, of the kind its target
+        aims at."""
         await check_owners(request.app.state.directory, body)
+        await check_entity_targets(request.app.state.entity_targets, read_credential(request), body)
         return await meetings(request).decide(caller, meeting_id, item_id, body)
 
     @app.post(
@@ -395,6 +412,7 @@ def create_app(
         meeting's record and minutes hold every decision taken in it. Otherwise as the
         item's decision route."""
         await check_owners(request.app.state.directory, body)
+        await check_entity_targets(request.app.state.entity_targets, read_credential(request), body)
         return await meetings(request).decide_for_case(caller, meeting_id, referral_id, body)
 
     # --- minutes ---------------------------------------------------------------------------
@@ -500,6 +518,7 @@ def _install_domain_errors(app: FastAPI) -> None:
     app.add_exception_handler(CasesUnavailable, unavailable)
     app.add_exception_handler(DirectoryUnavailable, unavailable)
     app.add_exception_handler(RecordsUnavailable, unavailable)
+    app.add_exception_handler(EntityTargetsUnavailable, unavailable)
 
 
 def main() -> None:

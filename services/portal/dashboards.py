@@ -72,21 +72,24 @@ class OpsView:
     failed_workflows: Cell | None
     failed_since: datetime
     as_of: datetime
-    temporal_ui: str
+    temporal_ui: str | None
     notes: list[str] = field(default_factory=list)
 
 
 class TemporalLinks:
-    """Links to the Temporal UI's workflow list, filtered by a visibility query."""
+    """Links to the Temporal UI's workflow list, filtered by a visibility query; none when
+    the portal is not told where the UI is."""
 
-    def __init__(self, base_url: str, namespace: str) -> None:
-        self.base = base_url.rstrip("/")
+    def __init__(self, base_url: str | None, namespace: str) -> None:
+        self.base = base_url.rstrip("/") if base_url else None
         self.namespace = namespace
 
-    def query(self, q: str) -> str:
+    def query(self, q: str) -> str | None:
+        if self.base is None:
+            return None
         return f"{self.base}/namespaces/{quote(self.namespace)}/workflows?query={quote(q)}"
 
-    def open_cases(self, stage: Stage | None = None, authority: str | None = None) -> str:
+    def open_cases(self, stage: Stage | None = None, authority: str | None = None) -> str | None:
         parts = [f'WorkflowType = "{REFERRAL_WORKFLOW}"', 'ExecutionStatus = "Running"']
         if stage is not None:
             parts.append(f'{STAGE_SEARCH_ATTRIBUTE.name} = "{stage.value}"')
@@ -96,7 +99,7 @@ class TemporalLinks:
 
     def deadlines(
         self, after: datetime | None, before: datetime, authority: str | None = None
-    ) -> str:
+    ) -> str | None:
         name = NEXT_DEADLINE_SEARCH_ATTRIBUTE.name
         parts = [f'WorkflowType = "{REFERRAL_WORKFLOW}"', 'ExecutionStatus = "Running"']
         if after is not None:
@@ -106,20 +109,22 @@ class TemporalLinks:
             parts.append(f'{LOCAL_AUTHORITY_SEARCH_ATTRIBUTE.name} = "{authority}"')
         return self.query(" AND ".join(parts))
 
-    def reescalations(self) -> str:
+    def reescalations(self) -> str | None:
         return self.query(
             f'WorkflowType = "{NOTIFICATIONS_INBOX_REESCALATION_WORKFLOW}" '
             'AND ExecutionStatus = "Running"'
         )
 
-    def failed(self, since: datetime) -> str:
+    def failed(self, since: datetime) -> str | None:
         return self.query(
             '(ExecutionStatus = "Failed" OR ExecutionStatus = "TimedOut") '
             f'AND CloseTime > "{since.isoformat()}"'
         )
 
 
-def ops_view(cases: CaseAggregates, notes: NotificationAggregates, temporal_ui: str) -> OpsView:
+def ops_view(
+    cases: CaseAggregates, notes: NotificationAggregates, temporal_ui: str | None
+) -> OpsView:
     links = TemporalLinks(temporal_ui, cases.namespace)
     now = cases.as_of
     counts: dict[tuple[str, Stage], int] = {

@@ -38,8 +38,10 @@ class PortalSettings(ApiSettings, IdentityClientSettings, AuthoritiesSettings):
     page_size: int = Field(default=20, ge=1, le=200)
     # Seconds a page waits for a service before it says the service is not answering.
     service_timeout_seconds: float = Field(default=15.0, gt=0)
-    # The Temporal UI the ops dashboard links into (a workflow list filtered by a query).
-    temporal_ui_url: str = "http://127.0.0.1:8233"
+    # The Temporal UI the ops dashboard links into (a workflow list filtered by a query), as
+    # ops staff open it. None (the default): the counts are shown without links, rather than
+    # links to a developer's loopback address that a deployed portal cannot mean.
+    temporal_ui_url: str | None = None
 
     @property
     def secure_cookies(self) -> bool:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mset_contract.entities import (
+    ActionTargetsCheck,
     ChildEntities,
     EntityGraph,
     EntityMatchAction,
@@ -157,6 +158,24 @@ def add_entity_routes(app: FastAPI) -> None:
         its staff then see their detail (until now, only that they exist). Recorded in the
         information-sharing ledger with the reason."""
         return await desk(request).share(caller, entity_id, body)
+
+    @app.post(
+        "/v1/entity-targets/check",
+        status_code=204,
+        response_class=Response,
+        responses=error_responses(401, 403, 422),
+        tags=["entities"],
+    )
+    async def check_entity_targets(
+        request: Request, caller: Caller, body: ActionTargetsCheck
+    ) -> Response:
+        """Check a review's actions before it is sent (chair): each entity an action names is
+        one you may see, of the kind its target aims at (a perpetrator is a person, a
+        location a place). 204 when they are; else 422 naming ``actions.<n>.entity_id``.
+        Nothing is recorded and nothing about an entity is shown. The meeting API asks this,
+        with the chair's credential, before it sends a decision recorded in a meeting."""
+        await desk(request).check_targets(caller, body)
+        return Response(status_code=204)
 
     for action, verb, summary in (
         (EntityMatchAction.confirmed, "confirm", "Confirm that both are one person or place."),

@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from mset_contract.auth import Principal
 from mset_contract.cases import NewAction
 from mset_contract.entities import (
+    ActionAimedAt,
+    ActionTargetsCheck,
     ChildEntities,
     ChildEntity,
     EntityActionView,
@@ -70,6 +72,7 @@ from services.referral.policy import (
     ENTITY_MATCHES_REVIEW,
     ENTITY_READ,
     ENTITY_SHARE,
+    ENTITY_TARGETS_CHECK,
     HOTSPOTS_READ,
     Facts,
     check,
@@ -339,14 +342,22 @@ class EntityDesk:
 
     # --- actions aimed at an entity --------------------------------------------------------
 
-    def check_actions(self, principal: Principal, actions: Sequence[NewAction]) -> None:
+    async def check_targets(self, principal: Principal, req: ActionTargetsCheck) -> None:
+        """The meeting API's question before it sends a review (``check_actions``)."""
+        require(principal, ENTITY_TARGETS_CHECK)
+        await run_in_threadpool(self.check_actions, principal, req.actions)
+
+    def check_actions(
+        self, principal: Principal, actions: Sequence[NewAction | ActionAimedAt]
+    ) -> None:
         """Each action naming an entity names one the chair may see, of the kind it aims at
-        (a perpetrator is a person, a location a place): else 422 naming the field."""
+        (a perpetrator is a person, a location a place): else 422 naming the field as the
+        review's other fields are named (``actions.<n>.entity_id``)."""
         with self.store.session() as s:
             for n, a in enumerate(actions):
                 if a.entity_id is None:
                     continue
-                field = f"actions[{n}].entity_id"
+                field = f"actions.{n}.entity_id"
                 row = s.get(Entity, a.entity_id)
                 if row is None or not self.visible(s, principal, [row]):
                     raise RequestInvalid(

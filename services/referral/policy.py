@@ -412,6 +412,18 @@ ENTITY_MATCH_UNDO = Rule(
     refusal=_COORDINATOR_ENTITIES,
     seen_by=ENTITY_READ,
 )
+# Before a review recorded in a meeting is sent, the meeting API asks (as the chair) whether
+# each entity its actions name is one the chair may see, of the right kind: the check the
+# referral API's own mset-review route makes. It answers nothing about an entity but "no
+# such entity that you may see".
+ENTITY_TARGETS_CHECK = Rule(
+    SERVICE,
+    "action aimed at a person or location",
+    "check",
+    "POST /v1/entity-targets/check",
+    {A.chair: SERVED},
+    refusal="the chair recording an MSET review names the people and places its actions aim at",
+)
 # Need to know across borders: the coordinator shares their authorities' mentions of an
 # entity with another authority (whose staff then see their detail); recorded in the ledger
 # with the reason.
@@ -477,6 +489,7 @@ RULES = (
     ENTITY_NETWORK_READ,
     HOTSPOTS_READ,
     ENTITY_SHARE,
+    ENTITY_TARGETS_CHECK,
 )
 
 

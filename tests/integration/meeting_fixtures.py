@@ -78,13 +78,16 @@ class Panel:
             timeout=60,
         )
 
-    async def case(self, extra_indicators: Any = MEDIUM) -> WorkflowHandle[Any, Any]:
-        """A referral for a new child in this authority, submitted by a partner system over
-        the referral API, once triaged and awaiting Pre-MSET."""
-        tool = referral_example()
+    async def case(
+        self, extra_indicators: Any = MEDIUM, local_authority: str | None = None, **parts: Any
+    ) -> WorkflowHandle[Any, Any]:
+        """A referral for a new child in this authority (or ``local_authority``), submitted
+        by a partner system over the referral API, once triaged and awaiting Pre-MSET;
+        ``parts`` are more of the tool (its persons of concern, say)."""
+        tool = {**referral_example(), **parts}
         tool["partner_reference"] = f"REF-{uuid.uuid4().hex[:10]}"
         tool["child"]["agency_child_ref"] = f"CHILD-{uuid.uuid4().hex[:10]}"
-        tool["child"]["local_authority"] = self.local_authority
+        tool["child"]["local_authority"] = local_authority or self.local_authority
         tool["indicators"] = [*tool["indicators"], *extra_indicators]
         async with self.intake.http(self.partner_key) as http:
             resp = await http.post("/v1/referrals", json=tool)

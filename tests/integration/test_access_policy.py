@@ -573,6 +573,13 @@ async def walk_entities(
         p.HOTSPOTS_READ,
         Walk("GET", "/v1/hotspots", Target(authority=la), params={"authority": la}),
     )
+    # The meeting API's check before a review naming the person is sent: for the chairs, 204
+    # where they may see it and 422 (no such person that you may see) where not.
+    aimed = {"actions": [{"entity_id": entity_id, "target": "perpetrator"}]}
+    await r(
+        p.ENTITY_TARGETS_CHECK,
+        Walk("POST", "/v1/entity-targets/check", Target(), lambda: aimed),
+    )
     in_la = Target(Facts(local_authority=la, told=frozenset({la})))
 
     async def match_record() -> Any:

@@ -276,7 +276,7 @@ async def test_three_children_in_two_authorities_share_a_hotspot_and_a_person(
             },
         )
         assert wrong.status_code == 422, wrong.text
-        assert wrong.json()["errors"][0]["field"] == "actions[0].entity_id"
+        assert wrong.json()["errors"][0]["field"] == "actions.0.entity_id"
         review = await ch.post(
             f"/v1/referrals/{a['referral_id']}/mset-review",
             json={"level": "high", "review_id": "r-1", "actions": [action]},

@@ -94,6 +94,11 @@ BEYOND_THE_SCHEMA = (
     Beyond("body", r"(actions: .*|open actions not accounted for.*)", f"the plan: {_STATE}"),
     Beyond("meeting_id", r"(no meeting|this is meeting) .*", f"the meeting: {_STATE}"),
     Beyond(r"actions\.\d+\.owner_agency_id", r"no agency .*", f"the directory: {_STATE}"),
+    Beyond(
+        r"actions\.\d+\.entity_id",
+        r"(no person or location with this id that you may see|the entity is a \w+: .*)",
+        f"the people and places of concern: {_STATE}",
+    ),
     Beyond("kind", r"a \w+ meeting records '.*' decisions", f"the meeting's kind: {_STATE}"),
     Beyond("raise_lmaps", r"this is already an LMAPS meeting", f"the meeting's kind: {_STATE}"),
     # The clock.

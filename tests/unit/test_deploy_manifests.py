@@ -276,6 +276,11 @@ def test_the_portal_is_one_pod_behind_a_service_with_only_the_service_token(
     volumes = {v["name"] for v in d["spec"]["template"]["spec"]["volumes"]}
     assert volumes == {"tmp"}
     assert env["MSET_PORTAL_ASSETS_DIR"] == "/opt/mset-portal/node_modules"
+    # The ops dashboard links into the Temporal UI the codec server lets browsers call from,
+    # not to a developer's loopback address.
+    (codec,) = containers(named(objects, "Deployment", "codec-server"))
+    ui = env_of(objects, codec)["MSET_CODEC_SERVER_UI_ORIGIN"]
+    assert env["MSET_PORTAL_TEMPORAL_UI_URL"] == ui and ui.startswith("https://")
 
 
 def env_of(objects: tuple[Obj, ...], c: Obj) -> dict[str, str]:

@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from mset_contract.auth import Principal
-from mset_contract.vocab import AgencyType, Role
+from mset_contract.operations import (
+    AuthorityCount,
+    CaseAggregates,
+    NotificationAggregates,
+    StageCount,
+)
+from mset_contract.vocab import AgencyType, Role, Stage
 from services.notifications.schemas import InboxItemPublic, InboxPage
 from services.portal import domain
 from services.portal.api import COOKIE, _in_words, create_app
@@ -71,12 +77,16 @@ class Clock:
 
 
 def portal(
-    role: Role = Role.manager, environment: str = "development", clock: Clock | None = None
+    role: Role = Role.manager,
+    environment: str = "development",
+    clock: Clock | None = None,
+    backend: EmptyInbox | None = None,
+    **settings_: object,
 ) -> tuple[httpx.AsyncClient, EmptyInbox]:
     settings = PortalSettings.model_validate(
-        {"environment": environment, "session_idle_minutes": 30}
+        {"environment": environment, "session_idle_minutes": 30, **settings_}
     )
-    backend = EmptyInbox()
+    backend = backend or EmptyInbox()
     store = MemorySessionStore(idle=timedelta(minutes=30), clock=clock or Clock())
     app = create_app(settings, sessions=store, sign_in=FakeSignIn(role), backend=backend)
     transport = httpx.ASGITransport(app=app)
@@ -310,3 +320,44 @@ def test_the_returned_children_are_offered_to_providers_and_coordinators_only() 
     assert offered == {Role.provider, Role.coordinator}
     assert "/returned" in [i.href for i in domain.navigation(Role.provider)]
     assert "/returned" not in [i.href for i in domain.navigation(Role.chair)]
+
+
+class OpsCounts(EmptyInbox):
+    """The services' counts for the ops dashboard: a few open cases, one deadline due."""
+
+    async def case_aggregates(self, credential: str) -> CaseAggregates:
+        now = Clock()()
+        return CaseAggregates(
+            as_of=now,
+            open_cases=[
+                StageCount(stage=Stage.awaiting_mset, local_authority="northshire", count=3)
+            ],
+            due_within_7_days=[AuthorityCount(local_authority="northshire", count=1)],
+            overdue=[], failed_workflows=2, failed_since=now - timedelta(days=7),
+            namespace="default",
+        )  # fmt: skip
+
+    async def operation_aggregates(self, credential: str) -> NotificationAggregates:
+        return NotificationAggregates(
+            as_of=Clock()(), unacknowledged=[], breaches=[], dead_letters=[],
+            dead_letters_last_24h=0, consumer_lag=[], parked_webhooks=0,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("ui", [None, "https://temporal.example.org"])
+async def test_the_ops_dashboard_links_into_the_temporal_ui_only_when_told_where_it_is(
+    ui: str | None,
+) -> None:
+    client, _ = portal(Role.ops, backend=OpsCounts(), temporal_ui_url=ui)
+    async with client:
+        await sign_in(client)
+        page = await client.get("/ops")
+    assert page.status_code == 200, page.text
+    links = re.findall(r'href="([^"]*/namespaces/[^"]*)"', page.text)
+    if ui is None:
+        # No link to a developer's loopback address (the old default) or anywhere else.
+        assert links == [] and "127.0.0.1:8233" not in page.text
+        assert "not linked to the Temporal UI" in page.text
+    else:
+        assert links and all(h.startswith(f"{ui}/namespaces/default/workflows?") for h in links)
+        assert "not linked" not in page.text

@@ -78,6 +78,28 @@ def test_the_dashboard_counts_by_authority_and_stage_and_links_each_to_its_workf
     assert 'ExecutionStatus = "Failed"' in _query(view.failed_workflows.link)
 
 
+def test_a_portal_not_told_where_the_temporal_ui_is_shows_counts_without_links() -> None:
+    # A deployed portal left with no MSET_PORTAL_TEMPORAL_UI_URL: no link at all, rather than
+    # links to a developer's loopback address that an ops user's browser would follow.
+    cases = CaseAggregates(
+        as_of=NOW,
+        open_cases=[StageCount(stage=Stage.awaiting_mset, local_authority="northshire", count=3)],
+        due_within_7_days=[AuthorityCount(local_authority="northshire", count=1)],
+        overdue=[], failed_workflows=2, failed_since=NOW - timedelta(days=7), namespace="default",
+    )  # fmt: skip
+    notes = NotificationAggregates(
+        as_of=NOW, unacknowledged=[], breaches=[], dead_letters=[], dead_letters_last_24h=0,
+        consumer_lag=[], parked_webhooks=0,
+    )  # fmt: skip
+    view = ops_view(cases, notes, None)
+    cells = [*view.by_stage[0].cells, view.by_stage[0].total, *view.stage_totals]
+    cells += [view.open_total, view.due_total, view.overdue_total, view.urgent_total]
+    cells += [c for _, due, passed in view.deadlines for c in (due, passed)]
+    assert view.failed_workflows is not None
+    assert [c.link for c in [*cells, view.failed_workflows]] == [None] * (len(cells) + 1)
+    assert view.open_total.count == 3 and view.failed_workflows.count == 2
+
+
 def test_temporal_not_answering_shows_failed_workflows_as_not_known() -> None:
     cases = CaseAggregates(
         as_of=NOW, open_cases=[], due_within_7_days=[], overdue=[], failed_workflows=None,
