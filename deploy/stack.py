@@ -603,9 +603,13 @@ def banner(s: StackSettings, parts: list[Part], creds: dict[str, str] | None) ->
 def main() -> int:
     settings = StackSettings()
     stack = Stack(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The handlers only note the signal. A handler runs on the main thread between two of its
+    # steps; one that set a threading.Event could run while that thread was inside the same
+    # Event's wait, holding its lock, and wait for it forever: Ctrl-C was then ignored and the
+    # parts were left running when the stack was killed (a faults-tier run, test_ctrl_c).
+    signalled: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _: signalled.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _: signalled.append(signum))
     code = 0
     # Everything the stack and its parts write (Temporal's database, the services' SQLite
     # files, logs, the demo credentials) holds safeguarding data or secrets: owner-only.
@@ -615,7 +619,8 @@ def main() -> int:
         creds = demo_credentials(settings) if settings.demo_credentials else None
         stack.start()
         stack.say(banner(settings, stack.parts, creds))
-        while not stop.wait(0.5):
+        while not signalled:
+            time.sleep(0.5)
             dead = stack.failed_part()
             if dead is not None and dead.proc is not None:
                 stack.say(f"{dead.name} stopped unexpectedly (code {dead.proc.returncode})")
