@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
+from mset_contract.cases import MsetReviewRequest, PreMsetDecisionRequest
 from mset_contract.meeting import (
     AgendaPublic,
     AttendancePublic,
@@ -377,8 +378,7 @@ def create_app(
         again returns the first answer. Each action's owner must be in the agency directory,
         and each person or place an action names one you may see, of the kind its target
         aims at."""
-        await check_owners(request.app.state.directory, body)
-        await check_entity_targets(request.app.state.entity_targets, read_credential(request), body)
+        await _check_references(request, body)
         return await meetings(request).decide(caller, meeting_id, item_id, body)
 
     @app.post(
@@ -411,8 +411,7 @@ def create_app(
         `pre-mset-decision` and `mset-review` with a `meeting_id` come this way, so the
         meeting's record and minutes hold every decision taken in it. Otherwise as the
         item's decision route."""
-        await check_owners(request.app.state.directory, body)
-        await check_entity_targets(request.app.state.entity_targets, read_credential(request), body)
+        await _check_references(request, body)
         return await meetings(request).decide_for_case(caller, meeting_id, referral_id, body)
 
     # --- minutes ---------------------------------------------------------------------------
@@ -491,6 +490,16 @@ _TAGS = {k.value for k in DecisionKind}
 
 def _attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+async def _check_references(
+    request: Request, body: PreMsetDecisionRequest | MsetReviewRequest
+) -> None:
+    """What a decision names in the referral service's records, checked before anything is
+    sent: each action's owner is in the agency directory, and each person or place an action
+    aims at is one the caller may aim at."""
+    await check_owners(request.app.state.directory, body)
+    await check_entity_targets(request.app.state.entity_targets, read_credential(request), body)
 
 
 def _install_domain_errors(app: FastAPI) -> None:
