@@ -11,6 +11,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -440,16 +441,24 @@ async def test_an_urgent_item_nobody_acknowledges_goes_up_the_line(
     )
     ignored_item = (await eventually(lambda: inbox_for(stack, manager, ignored)))[0]
     answered_item = (await eventually(lambda: inbox_for(stack, manager, answered)))[0]
-    async with stack.http(manager) as http:
-        assert (await http.post(f"/v1/inbox/{answered_item['id']}/acknowledge")).status_code == 200
 
-    async def outcome(item_id: str) -> str:
-        async def started() -> bool:
+    def timer_started(item_id: str) -> Callable[[], bool]:
+        def started() -> bool:
             with stack.store.session() as s:
                 row = s.get(InboxItem, uuid.UUID(item_id))
                 return row is not None and row.timer_started_at is not None
 
-        await eventually(started)
+        return started
+
+    # Acknowledged while its timer runs: the case this test is about. (An item acknowledged
+    # before the timer outbox reaches it never gets a timer at all, so waiting for the
+    # timer's outcome then would wait for ever: CI saw that once.)
+    await eventually(timer_started(answered_item["id"]))
+    async with stack.http(manager) as http:
+        assert (await http.post(f"/v1/inbox/{answered_item['id']}/acknowledge")).status_code == 200
+
+    async def outcome(item_id: str) -> str:
+        await eventually(timer_started(item_id))
         handle = stack.client.get_workflow_handle(
             inbox_reescalation_workflow_id(uuid.UUID(item_id)), result_type=ReescalationResult
         )
