@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,17 +45,11 @@ from mset_contract.events import EVENTS_TOPIC, ReferralEscalated, high_risk_esca
 from mset_contract.referral import referral_example
 from mset_contract.vocab import Role
 from services.notifications.settings import NotificationsSettings
+from tests.support.net import free_port
 from tests.support.pages import every_item
 
 ESCALATED = ReferralEscalated.model_fields["type"].default.encode()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pct(values: list[float], p: float) -> float:

@@ -289,7 +289,8 @@ def notifications_settings(
             "webhook_backoff_seconds": 0.2,
             "webhook_max_attempts": 3,
             "webhook_park_after_failures": 3,
-            "webhook_timeout_seconds": 2,
+            # A local receiver in this busy process: a slow answer must not read as a failure.
+            "webhook_timeout_seconds": 10,
             "email_recipients": {"manager": MANAGERS_MAILBOX, "chair": CHAIRS_MAILBOX},
             "smtp_host": smtp.host,
             "smtp_port": smtp.port,

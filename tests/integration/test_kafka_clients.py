@@ -133,8 +133,10 @@ def test_a_producer_whose_broker_died_is_closed_with_its_connections(
 ) -> None:
     s = settings(
         restartable_broker.address,
-        producer_max_block_ms=1000,
-        producer_request_timeout_ms=1000,
+        # Short, so that the send after the kill fails soon; long enough that the first one,
+        # to a broker just started on a busy machine, does not.
+        producer_max_block_ms=5000,
+        producer_request_timeout_ms=5000,
         # Longer than the test: the pending record is still pending when the producer is closed.
         producer_delivery_timeout_ms=30_000,
     )

@@ -125,8 +125,9 @@ async def test_mset_agenda_has_new_cases_and_breaches_trimmed_by_role(panel: Pan
             ),
             result_type=PreMsetDecisionResult,
         )
-    # An earlier MSET review gave the breached case an action due in a moment.
-    due = datetime.now().astimezone() + timedelta(seconds=2)
+    # An earlier MSET review gave the breached case an action due in a moment: a few seconds,
+    # as the workflow refuses a due date already past by the time the update's task runs.
+    due = datetime.now().astimezone() + timedelta(seconds=8)
     await breached.execute_update(
         REFERRAL_RECORD_MSET_REVIEW_UPDATE,
         MsetReviewInput(

@@ -27,6 +27,7 @@ from mset_contract.events import (
     DLQ_ORIGIN_HEADER,
     DLQ_REASON_HEADER,
     EscalationTargetRef,
+    ReferralEscalated,
     ReferralSubmitted,
     event_id,
     high_risk_escalation,
@@ -525,11 +526,16 @@ async def test_the_webhook_post_and_the_reescalation_timer_are_in_the_trace_of_t
         await stack.publish([escalation])
     trace_id = root.get_span_context().trace_id
     (item,) = await eventually(lambda: inbox_for(stack, manager, case_id), what="the item")
-    with stack.store.session() as s:
-        delivery = s.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.event_id == escalation.id)
-        )
-    assert delivery is not None
+
+    def delivery_row() -> WebhookDelivery | None:
+        with stack.store.session() as s:
+            return s.scalar(
+                select(WebhookDelivery).where(WebhookDelivery.event_id == escalation.id)
+            )
+
+    # Its own consumer group writes it, on its own fetch cycle: not necessarily before the
+    # inbox consumer's item.
+    delivery = await eventually(delivery_row, what="the webhook delivery")
 
     def line_from(match: Any) -> list[ReadableSpan] | None:
         """The recorded span ``match`` picks, and its ancestors, once they reach the root."""
@@ -562,7 +568,11 @@ async def test_the_webhook_post_and_the_reescalation_timer_are_in_the_trace_of_t
     # The partner's URL is not in the span (it may hold a token), and our trace context is
     # not in the partner's request.
     assert not any(stack.receiver.url in str(v) for v in post.attributes.values())
-    (received,) = stack.receiver.at(hook)
+    # This event's: the manager's item may have gone up the line already (20 s), and its
+    # re-escalation is one more event for the partner.
+    (received,) = [
+        r for r in stack.receiver.at(hook) if json.loads(r.body)["id"] == str(escalation.id)
+    ]
     assert "traceparent" not in received.headers and "tracestate" not in received.headers
     assert "traceparent" not in json.loads(received.body)
 
@@ -614,7 +624,14 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_parked_until_resum
             },
         )
     sub_id = resp.json()["id"]
-    first = high_risk_escalation(uuid.uuid4(), agency_id, "northshire", datetime.now(UTC))
+
+    def escalation() -> ReferralEscalated:
+        # Routine: an immediate one's manager item, left unacknowledged, would go up the
+        # line after 20 s and send the partner one more event than this test counts.
+        event = high_risk_escalation(uuid.uuid4(), agency_id, "northshire", datetime.now(UTC))
+        return event.model_copy(update={"urgency": Urgency.routine})
+
+    first = escalation()
     await stack.publish([first])
 
     async def parked() -> dict[str, Any] | None:
@@ -643,7 +660,7 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_parked_until_resum
     assert len(stack.receiver.at(hook)) == 3
 
     # While parked, new events are kept, not sent.
-    second = high_risk_escalation(uuid.uuid4(), agency_id, "northshire", datetime.now(UTC))
+    second = escalation()
     await stack.publish([second])
 
     async def held() -> bool:

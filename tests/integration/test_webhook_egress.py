@@ -212,7 +212,8 @@ def world_settings(database_url: str, **kw: Any) -> NotificationsSettings:
             "database_url": database_url,
             # Plain http here, so that what refuses these URLs is their address.
             "webhook_require_https": False,
-            "webhook_timeout_seconds": 2,
+            # A local receiver in this busy process: a slow answer must not read as a failure.
+            "webhook_timeout_seconds": 10,
             "webhook_backoff_seconds": 60,  # a retry waits: each tick posts one attempt
             "webhook_max_attempts": 2,
             "webhook_park_after_failures": 2,

@@ -41,21 +41,13 @@ from mset_contract.events import ReferralEscalated
 from mset_contract.referral import referral_example
 from mset_contract.vocab import AgencyType, Role
 from mset_platform.db import make_engine
+from tests.support.net import free_port, free_ports_spaced
 from tests.support.pages import every_item
 
 ESCALATED = str(ReferralEscalated.model_fields["type"].default)
 MANAGERS_MAILBOX = "mset-managers@faults.test"
 AWAITING = "awaiting_pre_mset"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- what the partner and the mail server receive ----------------------------------------
@@ -206,24 +198,6 @@ class FaultStack:
             self._engines.clear()
 
 
-def free_ports_apart(step: int, count: int) -> int:
-    """A free port ``p`` with ``p + step``, ... (``count`` in all) free too: an API's
-    replicas listen ``step`` apart (``StackSettings.replica_port``)."""
-    import socket
-
-    while True:
-        port = free_port()
-        if port + step * (count - 1) > 65535:
-            continue
-        try:
-            for n in range(1, count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port + step * n))
-        except OSError:
-            continue
-        return port
-
-
 def stack_settings(
     data_dir: Path, replicas: int = 1, database_url: str | None = None
 ) -> StackSettings:
@@ -232,7 +206,7 @@ def stack_settings(
     step = 100
 
     def api_port() -> int:
-        return free_ports_apart(step, replicas) if replicas > 1 else free_port()
+        return free_ports_spaced(replicas, step) if replicas > 1 else free_port()
 
     return StackSettings(
         data_dir=data_dir,

@@ -2,41 +2,67 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import random
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+# Ports are chosen below the kernel's ephemeral range (32768 up, ``ip_local_port_range``):
+# a port chosen there by binding port 0 is free only until the server meant for it binds it,
+# and meanwhile anything else binding port 0 (the Temporal dev server takes ports of its own
+# that way while it starts) or connecting out (source ports) may take it: "Address already
+# in use" from a part that was given it. Below 32768 only a server told a port binds one.
+QUIET_PORTS = (20000, 32768)
+# Ports handed out lately by this process, never handed out again while they may still be
+# waiting for their server: two calls in one set-up always give different ports.
+_RECENT: collections.deque[int] = collections.deque(maxlen=2000)
+_LOCK = threading.Lock()
+_RNG = random.Random()  # its own: the global one belongs to whatever else runs (Hypothesis)
+
+
+def _bindable(ports: Sequence[int]) -> bool:
+    socks: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket()
+            socks.append(sock)
+            sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_ports_spaced(count: int, step: int, attempts: int = 1000) -> int:
+    """A loopback port ``p`` free now with ``p + step``, ... (``count`` in all) free too, none
+    handed out lately: for servers that take ports from a base (an API's replicas ``step``
+    apart, the workers' metrics block one apart)."""
+    lo, hi = QUIET_PORTS
+    with _LOCK:
+        for _ in range(attempts):
+            base = _RNG.randrange(lo, hi - step * (count - 1))
+            ports = [base + step * n for n in range(count)]
+            if any(p in _RECENT for p in ports) or not _bindable(ports):
+                continue
+            _RECENT.extend(ports)
+            return base
+    raise RuntimeError(f"no {count} free ports {step} apart found in {lo}-{hi - 1}")
+
+
+def free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports free now."""
+    return free_ports_spaced(count, 1)
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def free_port_range(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive loopback ports that are free now (for a server that
-    takes a block of ports from a base, as the stack's workers' metrics do)."""
-    for _ in range(attempts):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports found")
+    """A loopback port free now, none handed out lately (see ``QUIET_PORTS``)."""
+    return free_ports_spaced(1, 1)
 
 
 def wait_for_port(

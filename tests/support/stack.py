@@ -5,9 +5,7 @@ from outside (tests/e2e over HTTP, tests/browser in a browser)."""
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from typing import IO
 
 import pytest
 
-from tests.support.net import free_port
+from tests.support.net import free_port, free_port_range
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every port a stack listens on, as deploy.stack's settings name them (MSET_<name>).
@@ -47,29 +45,6 @@ class RunningStack:
             self.out.close()
 
 
-def quiet_port_range(count: int, attempts: int = 200) -> int:
-    """The first of ``count`` consecutive loopback ports free now, below the kernel's
-    ephemeral range (32768 up): the stack's Temporal server takes ephemeral ports of its own
-    while the parts start, and once took one of a block chosen there ("Address already in
-    use" from a worker's metrics exporter)."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20000, 32768 - count)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports found below 32768")
-
-
 def stack_env(data_dir: Path) -> dict[str, str]:
     """The environment of a stack on free ports with its data in ``data_dir``."""
     env = {
@@ -77,7 +52,7 @@ def stack_env(data_dir: Path) -> dict[str, str]:
         "MSET_DATA_DIR": str(data_dir),
         # Workers' metrics on ports free now, not the fixed 9100 up, which would clash with a
         # stack running beside the tests.
-        "MSET_WORKER_METRICS_BASE_PORT": str(quiet_port_range(10)),
+        "MSET_WORKER_METRICS_BASE_PORT": str(free_port_range(10)),
     }
     env.update({f"MSET_{name}": str(free_port()) for name in STACK_PORTS})
     return env
