@@ -220,6 +220,9 @@ def stack_settings(
         # Fixed metrics ports would clash with a stack running beside the tests.
         worker_metrics_base_port=0,
         codec_port=free_port(),
+        # Every port chosen: a default one would clash with a stack running beside (make dev,
+        # a bench).
+        portal_port=free_port(),
         start_timeout=180.0,
         replicas=replicas,
         replica_port_step=step,
@@ -283,6 +286,7 @@ def stack_env(settings: StackSettings, smtp_port: int) -> dict[str, str]:
         "replicas",
         "replica_port_step",
         "codec_port",
+        "portal_port",
     ):
         env[f"MSET_{name.upper()}"] = str(getattr(settings, name))
     if settings.database_url:
