@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -19,6 +20,7 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
+from temporalio import activity
 
 from mset_contract.events import KafkaRecord
 from services.notifications.kafka_clients import (
@@ -47,11 +49,40 @@ def require_reachable(bootstrap: str, timeout: float) -> None:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            if _accepts(host or "127.0.0.1", int(port), timeout):
                 return
         except (OSError, ValueError):
             continue
     raise KafkaConnectionError(f"no broker accepts connections at {bootstrap}")
+
+
+def _accepts(host: str, port: int, timeout: float) -> bool:
+    # Not socket.create_connection: it closes its socket on OSError only, and the SDK cancels a
+    # thread-pool activity (at a worker's shutdown, say) by raising CancelledError in its
+    # thread, mid-connect as likely as anywhere; that socket was left to the garbage collector.
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(address)
+            except OSError:
+                continue
+            return True
+    return False
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """In a thread-pool activity, hold the SDK's cancellation (an exception raised in the
+    thread between any two bytecodes) until the block ends: a Kafka client half built or half
+    closed would keep its sockets and threads for ever. Every block here is bounded by the
+    clients' own time-outs, so a cancellation waits seconds at most. Elsewhere (consumers, the
+    outbox relay) nothing raises into the thread, and this does nothing."""
+    if activity.in_activity():
+        with activity.shield_thread_cancel_exception():
+            yield
+    else:
+        yield
 
 
 class Broker:
@@ -79,7 +110,7 @@ class Broker:
         it held is not lost: the outbox relay re-sends every event not yet handled by every
         consumer group when the topic's id changes.
         """
-        with self._admin_lock:
+        with self._admin_lock, _uninterrupted():
             if self._topics_ready and not force and self._events_topic_id:
                 return self._events_topic_id
             try:
@@ -147,7 +178,7 @@ class Broker:
     def producer(self) -> KafkaProducer:
         """The process's producer, created on first use (so the worker starts while the
         broker is still down) and replaced after a failure."""
-        with self._lock:
+        with self._lock, _uninterrupted():
             if self._producer is None:
                 require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
                 self._producer = build(
@@ -173,7 +204,8 @@ class Broker:
             producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                close_producer(producer, timeout=1)
+                with _uninterrupted():
+                    close_producer(producer, timeout=1)
             except Exception:  # it is being discarded because it failed
                 log.warning("closing a failed producer", exc_info=True)
 
