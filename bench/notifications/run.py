@@ -45,8 +45,8 @@ from mset_contract.events import EVENTS_TOPIC, ReferralEscalated, high_risk_esca
 from mset_contract.referral import referral_example
 from mset_contract.vocab import Role
 from services.notifications.settings import NotificationsSettings
-from tests.support.net import free_port
 from tests.support.pages import every_item
+from tests.support.stack import STACK_PORTS, stack_env
 
 ESCALATED = ReferralEscalated.model_fields["type"].default.encode()
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,20 +79,10 @@ class Stack:
 
 
 def start_stack(data_dir: Path) -> Stack:
-    ports = {
-        name: free_port()
-        for name in (
-            "TEMPORAL_PORT",
-            "TEMPORAL_UI_PORT",
-            "BROKER_PORT",
-            "REFERRAL_PORT",
-            "TRIAGE_PORT",
-            "MEETING_PORT",
-            "NOTIFICATIONS_PORT",
-        )
-    }
-    env = {**os.environ, "MSET_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    env.update({f"MSET_{k}": str(v) for k, v in ports.items()})
+    # Every port chosen (the portal's, the codec server's and the workers' metrics too): a
+    # default one would clash with a stack running beside (make dev, another bench).
+    env = {**stack_env(data_dir), "PYTHONUNBUFFERED": "1"}
+    ports = {name: int(env[f"MSET_{name}"]) for name in STACK_PORTS}
     log_path = data_dir / "stack.log"
     log = log_path.open("w")
     proc = subprocess.Popen(

@@ -75,8 +75,9 @@ def _accepts(host: str, port: int, timeout: float) -> bool:
 def _uninterrupted() -> Iterator[None]:
     """In a thread-pool activity, hold the SDK's cancellation (an exception raised in the
     thread between any two bytecodes) until the block ends: a Kafka client half built or half
-    closed would keep its sockets and threads for ever. Every block here is bounded by the
-    clients' own time-outs, so a cancellation waits seconds at most. Elsewhere (consumers, the
+    closed would keep its sockets and threads for ever. Only the building and the closing are
+    held (the reachability check before a build, and the requests, stay cancellable), so a
+    cancellation waits one client's bootstrap time-out at most. Elsewhere (consumers, the
     outbox relay) nothing raises into the thread, and this does nothing."""
     if activity.in_activity():
         with activity.shield_thread_cancel_exception():
@@ -110,7 +111,7 @@ class Broker:
         it held is not lost: the outbox relay re-sends every event not yet handled by every
         consumer group when the topic's id changes.
         """
-        with self._admin_lock, _uninterrupted():
+        with self._admin_lock:
             if self._topics_ready and not force and self._events_topic_id:
                 return self._events_topic_id
             try:
@@ -144,8 +145,11 @@ class Broker:
                 (events,) = admin.describe_topics([self.s.events_topic])
                 if events["error_code"] != 0 or not events["topic_id"]:
                     raise KafkaError(f"topic {self.s.events_topic} is not available yet")
-            except KafkaError:
-                self._close_admin()
+            except BaseException:
+                # Any failure, a cancellation raised into an activity's thread included: the
+                # admin client may be left mid-request, so the next check starts a new one.
+                with _uninterrupted():
+                    self._close_admin()
                 self._topics_ready = False
                 raise
             self._events_topic_id = str(events["topic_id"])
@@ -155,15 +159,19 @@ class Broker:
     def _admin_client(self) -> KafkaAdminClient:
         if self._admin is None:
             require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
-            self._admin = build(
-                KafkaAdminClient,
-                bootstrap_servers=self.s.broker,
-                client_id=f"{self.client_id}-admin",
-                **self.s.kafka_client_args(),
-                request_timeout_ms=self.s.producer_request_timeout_ms,
-                bootstrap_timeout_ms=self.s.producer_max_block_ms,
-            )
+            with _uninterrupted():
+                self._admin = self._built_admin()
         return self._admin
+
+    def _built_admin(self) -> KafkaAdminClient:
+        return build(
+            KafkaAdminClient,
+            bootstrap_servers=self.s.broker,
+            client_id=f"{self.client_id}-admin",
+            **self.s.kafka_client_args(),
+            request_timeout_ms=self.s.producer_request_timeout_ms,
+            bootstrap_timeout_ms=self.s.producer_max_block_ms,
+        )
 
     def _close_admin(self) -> None:
         admin, self._admin = self._admin, None
@@ -178,36 +186,42 @@ class Broker:
     def producer(self) -> KafkaProducer:
         """The process's producer, created on first use (so the worker starts while the
         broker is still down) and replaced after a failure."""
-        with self._lock, _uninterrupted():
+        with self._lock:
             if self._producer is None:
                 require_reachable(self.s.broker, self.s.producer_max_block_ms / 1000)
-                self._producer = build(
-                    KafkaProducer,
-                    bootstrap_servers=self.s.broker,
-                    client_id=self.client_id,
-                    **self.s.kafka_client_args(),
-                    # Every in-sync replica has it before we say "published"; the idempotent
-                    # producer's own retries never write a record twice.
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=0,
-                    # Bounded: the activity fails inside its timeout and Temporal retries it.
-                    delivery_timeout_ms=self.s.producer_delivery_timeout_ms,
-                    request_timeout_ms=self.s.producer_request_timeout_ms,
-                    max_block_ms=self.s.producer_max_block_ms,
-                    bootstrap_timeout_ms=self.s.producer_max_block_ms,
-                )
+                with _uninterrupted():
+                    self._producer = self._built_producer()
             return self._producer
+
+    def _built_producer(self) -> KafkaProducer:
+        return build(
+            KafkaProducer,
+            bootstrap_servers=self.s.broker,
+            client_id=self.client_id,
+            **self.s.kafka_client_args(),
+            # Every in-sync replica has it before we say "published"; the idempotent
+            # producer's own retries never write a record twice.
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            # Bounded: the activity fails inside its timeout and Temporal retries it.
+            delivery_timeout_ms=self.s.producer_delivery_timeout_ms,
+            request_timeout_ms=self.s.producer_request_timeout_ms,
+            max_block_ms=self.s.producer_max_block_ms,
+            bootstrap_timeout_ms=self.s.producer_max_block_ms,
+        )
 
     def reset_producer(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                with _uninterrupted():
+            # Held as a whole (a producer half closed keeps its sender thread), and outside the
+            # ``except``: a cancellation raised at the end must reach the activity.
+            with _uninterrupted():
+                try:
                     close_producer(producer, timeout=1)
-            except Exception:  # it is being discarded because it failed
-                log.warning("closing a failed producer", exc_info=True)
+                except Exception:  # it is being discarded because it failed
+                    log.warning("closing a failed producer", exc_info=True)
 
     def send_all(self, topic: str, records: Sequence[KafkaRecord]) -> list[RecordMetadata]:
         """Send in order and wait until the broker acknowledged every record; raise if not."""

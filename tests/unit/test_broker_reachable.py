@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import socket
 import warnings
+from typing import Any
 
 import pytest
 from kafka.errors import KafkaConnectionError
@@ -26,8 +27,12 @@ def unclosed_sockets(seen: list[warnings.WarningMessage]) -> list[str]:
 def test_a_check_cancelled_mid_connect_leaves_no_socket_open(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def cancelled(self: socket.socket, address: object) -> None:
-        raise Cancelled
+    connect = socket.socket.connect
+
+    def cancelled(self: socket.socket, address: Any) -> None:
+        if address == ("127.0.0.1", 9):  # the check's; any other thread's connects as ever
+            raise Cancelled
+        connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", cancelled)
     with warnings.catch_warnings(record=True) as seen:
