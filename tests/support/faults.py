@@ -206,7 +206,7 @@ def stack_settings(
     step = 100
 
     def api_port() -> int:
-        return free_ports_spaced(replicas, step) if replicas > 1 else free_port()
+        return free_ports_spaced(replicas, step)
 
     return StackSettings(
         data_dir=data_dir,
